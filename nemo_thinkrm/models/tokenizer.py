@@ -65,6 +65,9 @@ def load_tokenizer(cfg: TokenizerConfig):
         if not path.is_dir():
             raise ConfigError(f"model.tokenizer.name={name!r} is neither a directory nor one of "
                               f"{sorted(BUNDLED) + ['tiny_bpe']}")
+    if not any((path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "tokenizer.model")):
+        raise ConfigError(f"{path} holds no tokenizer (tokenizer.json / tokenizer_config.json); "
+                          "point at a 🤗 model directory saved with its tokenizer")
     tok = AutoTokenizer.from_pretrained(str(path))
     if tok.chat_template is None:
         raise ConfigError(f"tokenizer at {path} has no chat template; add one to tokenizer_config.json")
@@ -99,18 +102,25 @@ def _unpack_bundled(name: str) -> Path:
 
 
 def _tiny_corpus() -> list[str]:
-    """Deterministic text covering the quickstart's judging prompts (digits, words, tags)."""
+    """Deterministic text covering the quickstart's judging prompts (digits, words, tags).
+
+    Every integer 0..31 appears often enough, after a space, to become one token: the
+    tiny judge then compares numbers token against token, which a 2-layer model learns
+    in minutes, instead of juggling numbers that split unevenly into digits.
+    """
     words = ("the question answer response assistant user which is better correct wrong because "
              "result compute sum product difference check step first then so final verdict judge "
              "think reasoning compare both equal greater smaller number value true false yes no "
              "start end of a b helpful accurate clear concise safe explanation let me verify "
-             "plus minus times divided equals is not right mistake therefore response_a response_b").split()
+             "plus minus times divided equals is not right mistake therefore says").split()
     lines = []
     for i in range(400):
         a, b = (i * 37) % 100, (i * 53) % 100
         lines.append(f"What is {a} + {b}? The answer is {a + b}. {a} * {b} = {a * b}.")
         lines.append(" ".join(words[(i + k) % len(words)] for k in range(12)))
         lines.append(f"[The Start of Response A]\n{a} - {b} = {a - b}\n[The End of Response A]")
+    for n in range(32):
+        lines.extend([f"A says {n}; {n} - {n} = 0, right. B says {n}; {n} - {n} = -1, wrong. So A is right."] * 8)
     return lines
 
 
@@ -118,7 +128,7 @@ def tiny_bpe_dir(vocab_size: int = 512) -> Path:
     """Train (once, cached) the tiny byte-level BPE tokenizer and save it as a 🤗 directory."""
     if vocab_size % 128 != 0:
         raise ConfigError(f"model.tokenizer.tiny_bpe_vocab_size ({vocab_size}) must be a multiple of 128")
-    key = hashlib.sha256(json.dumps([vocab_size, _tiny_corpus()[:5], TINY_CHAT_TEMPLATE]).encode()).hexdigest()[:12]
+    key = hashlib.sha256(json.dumps([vocab_size, _tiny_corpus(), TINY_CHAT_TEMPLATE]).encode()).hexdigest()[:12]
     dst = cache_root() / "tokenizers" / f"tiny_bpe_{vocab_size}_{key}"
     if (dst / "tokenizer.json").is_file():
         return dst

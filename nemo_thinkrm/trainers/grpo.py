@@ -94,7 +94,9 @@ def rollout(cfg: GRPOConfig, s: dict[str, Any], chosen: list[int], step: int):
     reqs = [GenerationRequest(f"{s['prompts'][i].prompt_id}:g{g}", s["prompts"][i].text,
                               seed=(step * 100_003 + i) * cfg.group_size + g)
             for i in chosen for g in range(cfg.group_size)]
-    return s["sampler"].sample(reqs)
+    from nemo_thinkrm.trainers.policy_rl import sample_rollouts
+
+    return sample_rollouts(cfg, s, reqs)
 
 
 def score(cfg: GRPOConfig, s: dict[str, Any], chosen: list[int], samples) -> tuple[torch.Tensor, ...]:
@@ -138,23 +140,28 @@ def build_batch(samples, adv: torch.Tensor, pad_id: int) -> dict[str, torch.Tens
 
 
 def reference_logprobs(cfg: GRPOConfig, s: dict[str, Any], batch) -> tuple[torch.Tensor, torch.Tensor]:
+    from nemo_thinkrm.trainers.policy_rl import reference_model
     from nemo_thinkrm.training.logprobs import token_logprobs
 
     mb = cfg.micro_batch_size
     old = token_logprobs(s["chunks"], batch["input_ids"], batch["targets"], micro_batch_size=mb, broadcast=True)
-    ref = token_logprobs([s["ref"]], batch["input_ids"], batch["targets"], micro_batch_size=mb, broadcast=True)
+    with reference_model(s) as model:
+        ref = token_logprobs([model], batch["input_ids"], batch["targets"], micro_batch_size=mb, broadcast=True)
     return old.detach(), ref.detach()
 
 
 def _pg_loss(cfg: GRPOConfig, vocab_size: int, batch, output):
-    """The engine calls this with vocab-sharded logits (no labels in the batch)."""
+    """The engine calls this with vocab-sharded logits (no labels in the batch). The policy
+    entropy on response tokens is logged, not optimised (Think-RM: no entropy bonus)."""
     from nemo_thinkrm.algorithms.pg_loss import clipped_pg_loss
-    from nemo_thinkrm.training.logprobs import vocab_parallel_logprobs
+    from nemo_thinkrm.training.logprobs import vocab_parallel_entropy, vocab_parallel_logprobs
 
     logprob = vocab_parallel_logprobs(output, batch["targets"], vocab_size)
-    return clipped_pg_loss(batch, logprob, clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high,
-                           dual_clip_c=cfg.dual_clip_c, kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator,
-                           aggregation=cfg.aggregation)
+    loss_sum, count, stats = clipped_pg_loss(
+        batch, logprob, clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high, dual_clip_c=cfg.dual_clip_c,
+        kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator, aggregation=cfg.aggregation)
+    stats["entropy_sum"] = (vocab_parallel_entropy(output, vocab_size) * batch["response_mask"]).sum().double()
+    return loss_sum, count, stats
 
 
 def update(cfg: GRPOConfig, s: dict[str, Any], batch) -> dict[str, float]:
@@ -181,7 +188,7 @@ def update(cfg: GRPOConfig, s: dict[str, Any], batch) -> dict[str, float]:
                 totals[k] = totals.get(k, 0.0) + v
     tokens = max(totals.get("tokens", 1.0), 1.0)
     out = {"pg_loss": totals.get("pg_loss_sum", 0.0) / tokens, "clip_fraction": totals.get("clipfrac_sum", 0.0) / tokens,
-           "grad_norm": sum(grad_norms) / len(grad_norms)}
+           "grad_norm": sum(grad_norms) / len(grad_norms), "entropy": totals.get("entropy_sum", 0.0) / tokens}
     if "kl_sum" in totals:
         out["kl"] = totals["kl_sum"] / tokens
     return out

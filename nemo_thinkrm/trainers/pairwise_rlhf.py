@@ -94,12 +94,13 @@ def run(cfg: PairwiseRLHFConfig) -> dict[str, Any]:
 def pairwise_step(cfg: PairwiseRLHFConfig, s: dict[str, Any], step: int) -> dict[str, float]:
     from nemo_thinkrm.generation.interface import GenerationRequest
     from nemo_thinkrm.trainers.grpo import build_batch, choose_prompts, reference_logprobs, update
+    from nemo_thinkrm.trainers.policy_rl import sample_rollouts
 
     t0 = time.time()
     chosen = choose_prompts(len(s["prompts"]), cfg.prompts_per_step, cfg.seed, step)
     reqs = [GenerationRequest(f"p{i}:g{g}", s["policy_texts"][i], seed=(step * 100_003 + i) * cfg.group_size + g)
             for i in chosen for g in range(cfg.group_size)]
-    samples = s["sampler"].sample(reqs)
+    samples = sample_rollouts(cfg, s, reqs)
     t1 = time.time()
     adv, judge_stats = judge_groups(cfg, s, chosen, samples, step)
     t2 = time.time()
@@ -110,6 +111,10 @@ def pairwise_step(cfg: PairwiseRLHFConfig, s: dict[str, Any], step: int) -> dict
     lengths = torch.tensor([len(x.output_ids) for x in samples], dtype=torch.float)
     return {**judge_stats, "response_length": float(lengths.mean()), **stats,
             "time_rollout_s": t1 - t0, "time_judge_s": t2 - t1, "time_update_s": t3 - t2}
+
+
+class JudgeFailure(ConfigError):
+    """Too many judge requests of a step failed: stop with one line instead of training on noise."""
 
 
 def judge_groups(cfg: PairwiseRLHFConfig, s: dict[str, Any], chosen: list[int], samples, step: int):
@@ -144,6 +149,10 @@ def judge_groups(cfg: PairwiseRLHFConfig, s: dict[str, Any], chosen: list[int], 
             failed += 1
             verdicts.append(INVALID)
             lengths.append(1)
+    if failed > cfg.judge.max_failed_fraction * len(answers):
+        raise JudgeFailure(f"step {step}: {failed} of {len(answers)} judge requests failed (more than "
+                           f"judge.max_failed_fraction={cfg.judge.max_failed_fraction}); check the judge servers "
+                           f"({cfg.judge.endpoints}) and their logs. The last checkpoint is kept; re-run to resume.")
     scores = pairwise_scores(verdicts, template.mode, lengths,
                              length_normalize=cfg.judge.length_normalize and template.mode == "binary")
     d = preference_matrix(scores.view(len(chosen), len(pairs)), pairs, G)

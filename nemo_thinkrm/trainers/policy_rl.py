@@ -3,9 +3,10 @@ and the resume → step → log → checkpoint loop. Each trainer supplies only 
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
 
@@ -45,10 +46,75 @@ def build_policy(cfg, tokenizer, stop_strings: Optional[list]) -> dict[str, Any]
     _load_initial_weights(ref, cfg)
     for p in ref.parameters():
         p.requires_grad_(False)
+    offload = bool(cfg.offload_reference) and _on_gpu(ref)
+    if offload:
+        ref.to("cpu")
     eos = sorted({tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer)), tokenizer.eos_token_id} - {None})
+    if getattr(cfg, "rollout_engine", "megatron") == "vllm":
+        sampler = _vllm_rollouts(cfg, tokenizer, eos, stop_strings)
+    else:
+        sampler = MegatronSampler(chunks, tokenizer, cfg.generation, eos, stop_strings=stop_strings)
     return {"tokenizer": tokenizer, "chunks": chunks, "module": unwrap(chunks[0]), "optimizer": optimizer,
-            "scheduler": scheduler, "ref": ref,
-            "sampler": MegatronSampler(chunks, tokenizer, cfg.generation, eos, stop_strings=stop_strings)}
+            "scheduler": scheduler, "ref": ref, "ref_offloaded": offload, "sampler": sampler}
+
+
+def _vllm_rollouts(cfg, tokenizer, eos: list[int], stop_strings: Optional[list]):
+    """The colocated vLLM engine, built from a 🤗 copy of the start checkpoint (its weights are
+    replaced from megatron before every rollout anyway)."""
+    import torch.distributed as dist
+
+    from nemo_thinkrm.generation.vllm_rollout import VLLMRolloutEngine
+
+    if dist.get_world_size() != 1:
+        raise ConfigError("rollout_engine=vllm runs one in-process engine beside a policy that is not "
+                          f"model- or data-parallel (world size 1, got {dist.get_world_size()}); "
+                          "use rollout_engine=megatron for parallel layouts")
+    hf_dir = Path(cfg.model.hf_path)
+    if not (hf_dir / "config.json").is_file():
+        from nemo_thinkrm.checkpoint.convert import to_hf
+
+        target = Path(cfg.run_dir) / "rollout_hf"
+        if not (target / "config.json").is_file():
+            to_hf(hf_dir, target, overwrite=True)
+        hf_dir = target
+    max_len = min(cfg.max_prompt_tokens + cfg.generation.max_new_tokens, cfg.model.max_position_embeddings)
+    return VLLMRolloutEngine(str(hf_dir), tokenizer, cfg.generation, eos, stop_strings or cfg.generation.stop,
+                             max_model_len=max_len, seed=cfg.seed, dtype=str(cfg.model.params_dtype))
+
+
+def sample_rollouts(cfg, s: dict[str, Any], requests: list) -> list:
+    """Sample with the policy's current weights: a vLLM engine first receives them (in memory)
+    and afterwards gives its GPU memory back to training."""
+    sampler = s["sampler"]
+    if hasattr(sampler, "sync_from_megatron"):
+        sampler.sync_from_megatron(s["module"], cfg.model)
+    samples = sampler.sample(requests)
+    if hasattr(sampler, "sleep"):
+        sampler.sleep()
+    return samples
+
+
+def _on_gpu(module) -> bool:
+    return any(p.is_cuda for p in module.parameters())
+
+
+@contextmanager
+def reference_model(s: dict[str, Any]) -> Iterator[Any]:
+    """The frozen reference, on the GPU only while it is used: with ``offload_reference`` its
+    weights (a full model copy, 16 GB for an 8B model in bf16) otherwise sit in host memory,
+    which leaves that room to activations and the colocated rollout engine."""
+    import torch
+
+    ref = s["ref"]
+    if not s.get("ref_offloaded"):
+        yield ref
+        return
+    ref.to(torch.cuda.current_device())
+    try:
+        yield ref
+    finally:
+        ref.to("cpu")
+        torch.cuda.empty_cache()
 
 
 def run_policy_loop(cfg, s: dict[str, Any], step_fn: Callable[[Any, dict, int], dict[str, float]]

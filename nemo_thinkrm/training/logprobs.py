@@ -55,6 +55,38 @@ def vocab_parallel_logprobs(vocab_parallel_logits: torch.Tensor, labels: torch.T
     return -vocab_parallel_cross_entropy(logits, labels.long())
 
 
+def vocab_parallel_entropy(vocab_parallel_logits: torch.Tensor, vocab_size: Optional[int] = None,
+                           temperature: float = 1.0) -> torch.Tensor:
+    """Entropy of softmax(logits / T) per position, from this rank's vocab shard ``[..., V/tp]``.
+
+    H = log Z − Σ p·z with z the (shifted) logits: three all-reduces over the TP group
+    (max, Σ e^z, Σ e^z·z), so the full vocabulary is never gathered, as for the
+    log-probs. Padding columns are excluded. Not differentiable on purpose: GRPO logs
+    it (Think-RM uses no entropy bonus). Call on every rank of the TP group.
+    """
+    import torch.distributed as dist
+    from megatron.core import parallel_state as ps
+
+    with torch.no_grad():
+        logits = vocab_parallel_logits.float() / temperature
+        shard = logits.shape[-1]
+        start = ps.get_tensor_model_parallel_rank() * shard
+        if vocab_size is not None and start + shard > vocab_size:
+            pad = torch.arange(start, start + shard, device=logits.device) >= vocab_size
+            logits = logits.masked_fill(pad, float("-inf"))
+        group = ps.get_tensor_model_parallel_group()
+        tp = ps.get_tensor_model_parallel_world_size()
+        top = logits.max(dim=-1, keepdim=True).values
+        if tp > 1:
+            dist.all_reduce(top, op=dist.ReduceOp.MAX, group=group)
+        z = logits - top
+        e = torch.exp(z)
+        sums = torch.stack([e.sum(-1), (e * torch.nan_to_num(z, neginf=0.0)).sum(-1)])
+        if tp > 1:
+            dist.all_reduce(sums, group=group)
+        return torch.log(sums[0]) - sums[1] / sums[0]
+
+
 def _split_microbatches(input_ids: torch.Tensor, labels: torch.Tensor, attention_mask: Optional[torch.Tensor],
                         micro_batch_size: int) -> list[dict[str, torch.Tensor]]:
     """Equal-shape micro-batches (the PP schedule sizes its buffers from the first one).

@@ -14,7 +14,9 @@ from nemo_thinkrm.checkpoint.training_state import Checkpointer
 from nemo_thinkrm.metrics_log import read_metrics
 from tests.conftest import run_cli
 
-ARGS = ["train_iters=6", "checkpoint.save_interval=2", "num_examples=32", "checkpoint.keep_last=2"]
+STAGE = ["sft", "--config-name", "tiny_sft"]
+ARGS = ["train_iters=6", "checkpoint.save_interval=2", "data.train_path=builtin:arithmetic:32",
+        "data.val_fraction=0", "seq_length=256", "checkpoint.keep_last=2"]
 
 
 def _losses(run_dir: Path) -> dict[int, float]:
@@ -23,11 +25,11 @@ def _losses(run_dir: Path) -> dict[int, float]:
 
 def test_kill_and_resume_reproduces_uninterrupted_losses(tmp_path):
     full, killed = tmp_path / "full", tmp_path / "killed"
-    assert run_cli("quickstart", f"run_dir={full}", *ARGS).returncode == 0
-    proc = run_cli("quickstart", f"run_dir={killed}", *ARGS, "checkpoint.fail_after_step=4")
+    assert run_cli(*STAGE, f"run_dir={full}", *ARGS).returncode == 0
+    proc = run_cli(*STAGE, f"run_dir={killed}", *ARGS, "checkpoint.fail_after_step=4")
     assert proc.returncode == 17  # the injected hard exit, like a killed job
     assert sorted(_losses(killed)) == [1, 2, 3, 4]
-    proc = run_cli("quickstart", f"run_dir={killed}", *ARGS)
+    proc = run_cli(*STAGE, f"run_dir={killed}", *ARGS)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "resumed from" in proc.stdout + proc.stderr and "(step 4)" in proc.stdout + proc.stderr
     want, got = _losses(full), _losses(killed)
@@ -46,11 +48,11 @@ def test_kill_and_resume_data_parallel(tmp_path):
 
     main = "-m nemo_thinkrm"
     full, killed = tmp_path / "full", tmp_path / "killed"
-    run_torchrun(main, "quickstart", f"run_dir={full}", *ARGS)
-    proc = run_torchrun(main, "quickstart", f"run_dir={killed}", *ARGS, "checkpoint.fail_after_step=4",
+    run_torchrun(main, *STAGE, f"run_dir={full}", *ARGS)
+    proc = run_torchrun(main, *STAGE, f"run_dir={killed}", *ARGS, "checkpoint.fail_after_step=4",
                         check=False)
     assert proc.returncode != 0 and "fault injection" in proc.stderr
-    run_torchrun(main, "quickstart", f"run_dir={killed}", *ARGS)
+    run_torchrun(main, *STAGE, f"run_dir={killed}", *ARGS)
     want, got = _losses(full), _losses(killed)
     for step in (5, 6):
         assert abs(got[step] - want[step]) <= 1e-6, (step, got[step], want[step])

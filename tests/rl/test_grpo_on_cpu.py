@@ -8,7 +8,7 @@ from nemo_thinkrm.data.synthetic import make_arithmetic_pairs, write_preference_
 from nemo_thinkrm.metrics_log import read_metrics
 from tests.conftest import run_cli
 
-KEYS = ("reward_mean", "accuracy", "invalid_rate", "response_length", "truncation_rate", "kl", "clip_fraction",
+KEYS = ("reward_mean", "accuracy", "invalid_rate", "response_length", "truncation_rate", "kl", "clip_fraction", "entropy",
         "pg_loss", "grad_norm", "time_rollout_s", "time_logprob_s", "time_update_s")
 
 
@@ -50,7 +50,7 @@ def test_grpo_steps_log_metrics_and_resume_exactly(sft_start, pairs, tmp_path):
     assert [r["step"] for r in rows] == [1, 2, 3, 4]
     for key in KEYS:
         assert key in rows[0], key
-    assert rows[0]["response_length"] > 0
+    assert rows[0]["response_length"] > 0 and rows[0]["entropy"] > 0
     assert max(r["invalid_rate"] for r in rows) < 1.0          # the SFT start writes verdicts
     assert rows[-1]["kl"] > 0 and rows[-1]["grad_norm"] > 0    # the policy moved away from the reference
 
@@ -70,7 +70,7 @@ def test_grpo_needs_a_start_checkpoint(pairs, tmp_path):
     assert proc.returncode == 2 and "model.hf_path is required" in proc.stderr
 
 
-def test_vllm_rollouts_are_refused_clearly(pairs, tmp_path):
+def test_vllm_rollouts_refuse_model_parallel_layouts(pairs, tmp_path):
     proc = run_cli("grpo", "--config-name", "tiny_grpo", f"run_dir={tmp_path}", f"data.path={pairs}",
-                   "model.hf_path=/x", "rollout_engine=vllm")
-    assert proc.returncode == 2 and "not built yet" in proc.stderr
+                   "model.hf_path=/x", "rollout_engine=vllm", "parallel.tensor_model_parallel_size=2")
+    assert proc.returncode == 2 and "rollout_engine=megatron for larger layouts" in proc.stderr

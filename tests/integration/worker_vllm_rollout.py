@@ -1,0 +1,69 @@
+"""Subprocess worker: a colocated vLLM CPU engine receives megatron weights in memory.
+
+Usage: worker_vllm_rollout.py A_DIR B_DIR OUT.json
+Engine built from 🤗 model A; greedy tokens before and after ``sync_from_megatron`` of a
+megatron model holding model B's weights, each checked as 🤗 transformers' argmax under A / B. Runs beside an initialised megatron process group, as in ``thinkrm grpo``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import torch
+import transformers
+
+PROMPTS = ["What is 3 + 4?", "Response A says", "the question answer response"]
+NEW_TOKENS = 12
+
+
+def argmax_gap(path: str, prompts: list[list[int]], outputs: list[list[int]]) -> float:
+    """Largest (max log-prob − log-prob of the engine's token) over every generated position,
+    under 🤗 transformers with the weights at ``path``: 0 when every greedy pick is 🤗's argmax.
+    Robust to exact ties, unlike comparing decoded strings."""
+    model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    worst = 0.0
+    with torch.no_grad():
+        for p, o in zip(prompts, outputs):
+            logp = torch.log_softmax(model(torch.tensor([p + o])).logits[0].float(), -1)
+            rows = logp[len(p) - 1:len(p) - 1 + len(o)]
+            picked = rows.gather(-1, torch.tensor(o)[:, None])[:, 0]
+            worst = max(worst, float((rows.max(-1).values - picked).max()))
+    return worst
+
+
+def main() -> None:
+    from nemo_thinkrm.config.generation import GenerationConfig
+    from nemo_thinkrm.config.parallel import ParallelConfig
+    from nemo_thinkrm.generation.interface import GenerationRequest
+    from nemo_thinkrm.generation.vllm_rollout import VLLMRolloutEngine
+    from nemo_thinkrm.models.loading import load_hf_weights, model_config_for_hf_dir
+    from nemo_thinkrm.models.tokenizer import load_tokenizer
+    from nemo_thinkrm.config.model import TokenizerConfig
+    from nemo_thinkrm.runtime.distributed import init_distributed
+    from nemo_thinkrm.training.engine import build_engine_model, unwrap
+
+    a_dir, b_dir, out = sys.argv[1:4]
+    init_distributed(ParallelConfig(), None, seed=0)
+    tok = load_tokenizer(TokenizerConfig(name=a_dir))
+    engine = VLLMRolloutEngine(a_dir, tok, GenerationConfig(temperature=0.0, max_new_tokens=NEW_TOKENS), [], None,
+                               max_model_len=256, dtype="float32")
+    reqs = [GenerationRequest(f"r{i}", p, seed=i) for i, p in enumerate(PROMPTS)]
+    before = engine.sample(reqs)
+    cfg_b = model_config_for_hf_dir(b_dir)
+    chunks = build_engine_model(cfg_b, ParallelConfig(), wrap_ddp=False)
+    load_hf_weights(unwrap(chunks[0]), cfg_b, b_dir)
+    n_loaded = engine.sync_from_megatron(unwrap(chunks[0]), cfg_b)
+    after = engine.sample(reqs)
+    prompt_ids = [s.prompt_ids for s in before]
+    b_ids, a_ids = [s.output_ids for s in before], [s.output_ids for s in after]
+    json.dump({"gap_before_vs_a": argmax_gap(a_dir, prompt_ids, b_ids),
+               "gap_after_vs_b": argmax_gap(b_dir, prompt_ids, a_ids),
+               "gap_after_vs_a": argmax_gap(a_dir, prompt_ids, a_ids),
+               "lengths": [len(x) for x in b_ids + a_ids], "n_loaded": n_loaded,
+               "prompt_ids_match": prompt_ids == [tok(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]},
+              open(out, "w"))
+
+
+if __name__ == "__main__":
+    main()
