@@ -170,7 +170,9 @@ def policy_stages(p: Pipeline) -> None:
                 "model.tokenizer.think_prefix=false", f"judge.endpoints={','.join(s.url for s in servers)}",
                 "judge.api_key=quickstart", f"judge.model={judge}", f"judge.template={TEMPLATE}",
                 f"judge.max_new_tokens={JUDGE_MAX_NEW_TOKENS}", f"train_iters={cfg.rlhf_iters}", "prompts_per_step=8",
-                "global_batch_size=16", "generation.max_new_tokens=16", "optim.lr=3e-4", f"seed={cfg.seed}"])
+                "global_batch_size=16", "generation.max_new_tokens=16", "optim.lr=3e-5",
+                # both orders: identical answers then tie (0) instead of winning by position bias
+                "judge.both_orders=true", f"seed={cfg.seed}"])
         finally:
             stop_servers(servers)
     else:

@@ -43,12 +43,13 @@ def render_report(cfg: QuickstartConfig, s: dict[str, Any], root: Path) -> str:
               f"A {cfg.policy_model.num_layers}-layer policy is fine-tuned on answers that are wrong "
               f"{100 * cfg.policy_error_rate:.0f} % of the time, then aligned for {cfg.rlhf_iters} steps with the "
               "GRPO judge served by a local vLLM CPU server: the judge compares every pair of the policy's samples "
-              "and the preference matrix becomes the advantages.", "",
+              "in both orders and the preference matrix becomes the advantages.", "",
               "| policy | greedy answers right (checked by rule, not by the judge) |", "|---|---|",
               f"| after SFT on noisy answers | {_pct(pol['before']['accuracy'])} of {pol['before']['n']} questions |",
               f"| after pairwise RLHF | {_pct(pol['after']['accuracy'])} of {pol['after']['n']} questions |", "",
-              "A few CPU steps move this little; the point is that the loop runs end to end against a served "
-              "judge. On a cluster the same commands run the 8B recipes (README).", "",
+              f"{cfg.rlhf_iters} steps × 8 questions touch only part of the 100 questions, so this moves "
+              "little (and a few points either way are noise); the point is that the loop runs end to end "
+              "against a served judge. On a cluster the same commands run the 8B recipes (README).", "",
               "## Curves", ""]
     lines += [f"![{p.stem}](plots/{p.name})" for p in plots]
     lines += ["", "## Where everything is", "", "| artefact | path |", "|---|---|"]
@@ -73,6 +74,8 @@ def make_plots(s: dict[str, Any], out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from nemo_thinkrm.evaluation.report import save_figure
+
     out.mkdir(parents=True, exist_ok=True)
     paths = []
 
@@ -86,7 +89,7 @@ def make_plots(s: dict[str, Any], out: Path) -> list[Path]:
     ax.set_ylabel("held-out accuracy %")
     ax.set_ylim(0, 100)
     ax.legend()
-    paths.append(_save(fig, out / "heldout_accuracy.png"))
+    paths.append(save_figure(fig, out / "heldout_accuracy.png"))
 
     curves = [("sft", ["loss"], "warm-up SFT: response-only loss"),
               ("grpo", ["reward_mean", "accuracy", "invalid_rate"], "GRPO: reward and verdict accuracy per step"),
@@ -106,14 +109,5 @@ def make_plots(s: dict[str, Any], out: Path) -> list[Path]:
             ax.set_title(f, fontsize=9)
             ax.legend(fontsize=8)
         fig.suptitle(title, fontsize=10)
-        paths.append(_save(fig, out / f"{key}.png"))
+        paths.append(save_figure(fig, out / f"{key}.png"))
     return paths
-
-
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    return path

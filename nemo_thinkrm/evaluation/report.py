@@ -70,7 +70,7 @@ def _plots(run_dir: Path, metrics: dict[str, Any]) -> list[Path]:
         ax.set_ylim(0, 100)
         ax.set_title("accuracy by section")
         plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
-        out.append(_save(fig, run_dir / "accuracy_by_section.png"))
+        out.append(save_figure(fig, run_dir / "accuracy_by_section.png"))
     voting = metrics.get("voting") or {}
     if len(voting) > 1:
         ms = sorted(int(m) for m in voting)
@@ -80,7 +80,7 @@ def _plots(run_dir: Path, metrics: dict[str, Any]) -> list[Path]:
         ax.set_xlabel("m (samples voted)")
         ax.set_ylabel("accuracy (%)")
         ax.set_title("accuracy vs m")
-        out.append(_save(fig, run_dir / "accuracy_vs_m.png"))
+        out.append(save_figure(fig, run_dir / "accuracy_vs_m.png"))
     lengths = metrics.get("_lengths")
     if lengths:
         fig, ax = plt.subplots(figsize=(4, 3))
@@ -88,13 +88,14 @@ def _plots(run_dir: Path, metrics: dict[str, Any]) -> list[Path]:
         ax.set_xlabel("output tokens")
         ax.set_ylabel("generations")
         ax.set_title("output length")
-        out.append(_save(fig, run_dir / "output_length_hist.png"))
+        out.append(save_figure(fig, run_dir / "output_length_hist.png"))
     return out
 
 
-def _save(fig, path: Path) -> Path:
+def save_figure(fig, path: Path, dpi: int = 100) -> Path:
+    """Lay out, write and close a matplotlib figure (closing matters: reports draw many)."""
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=dpi)
     import matplotlib.pyplot as plt
 
     plt.close(fig)
