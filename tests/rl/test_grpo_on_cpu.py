@@ -1,10 +1,12 @@
-"""``thinkrm grpo`` end to end on CPU: metrics per step, exact kill-and-resume, config errors."""
+"""``thinkrm grpo`` end to end on CPU: the reward rises, metrics per step, exact kill-and-resume, config errors."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
-from nemo_thinkrm.data.synthetic import make_arithmetic_pairs, write_preference_jsonl
+from nemo_thinkrm.data.synthetic import judge_messages, make_arithmetic_pairs, write_preference_jsonl
 from nemo_thinkrm.metrics_log import read_metrics
 from tests.conftest import run_cli
 
@@ -15,51 +17,81 @@ KEYS = ("reward_mean", "accuracy", "invalid_rate", "response_length", "truncatio
 @pytest.fixture(scope="module")
 def pairs(tmp_path_factory):
     path = tmp_path_factory.mktemp("grpo") / "pairs.jsonl"
-    write_preference_jsonl(make_arithmetic_pairs(64, seed=5, max_operand=9, ops="+"), path)
+    write_preference_jsonl(make_arithmetic_pairs(400, seed=5, max_operand=4, ops="+"), path)
     return path
 
 
 @pytest.fixture(scope="module")
-def sft_start(tiny_hf_dirs, pairs, tmp_path_factory) -> str:
-    """A judge that already writes valid verdicts (scripted-teacher traces → 40 SFT steps), so
-    rewards differ within groups and the policy really moves."""
+def sft_start(tiny_hf_dirs, tmp_path_factory) -> str:
+    """A judge with something for GRPO to fix: its warm-up traces are the scripted teacher's,
+    but every other one stops at ``</think>`` without the verdict. After 200 SFT steps it
+    reasons right most of the time and then, in about a third of its samples, ends without
+    an ``<answer>`` — reward 0 however good the reasoning was."""
     root = tmp_path_factory.mktemp("start")
-    proc = run_cli("synth", "--config-name", "tiny_synth", f"run_dir={root / 'synth'}", "data=generic",
-                   f"data.path={pairs}", "data.limit=null", "template=compact_binary", "generation.backend=scripted",
-                   "samples_per_pair=1", f"model.hf_path={tiny_hf_dirs['llama']}")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    proc = run_cli("sft", "--config-name", "tiny_sft", f"run_dir={root / 'sft'}",
-                   f"data.train_path={root / 'synth' / 'sft.jsonl'}", f"model.hf_path={tiny_hf_dirs['llama']}",
-                   "train_iters=40", "data.val_fraction=0", "seq_length=512", "checkpoint.save_interval=0")
+    rows = []
+    for i, pair in enumerate(make_arithmetic_pairs(400, seed=5, max_operand=4, ops="+")):
+        trace = pair.trace if i % 2 else pair.trace.split("</think>")[0] + "</think>"
+        rows.append({"id": pair.id, "messages": judge_messages(pair) + [{"role": "assistant", "content": trace}]})
+    data = root / "sft.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run_cli("sft", "--config-name", "tiny_sft", f"run_dir={root / 'sft'}", f"data.train_path={data}",
+                   f"model.hf_path={tiny_hf_dirs['llama']}", "train_iters=200", "data.val_fraction=0",
+                   "seq_length=512", "checkpoint.save_interval=0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return str(root / "sft")
 
 
+# 4 prompts x 8 samples per step, one constant lr: the first steps of a longer run are the
+# same steps as those of a shorter one, so the learning run is also the resume reference.
+STEP = ["prompts_per_step=4", "group_size=8", "global_batch_size=16", "micro_batch_size=8", "generation.batch_size=32",
+        "generation.max_new_tokens=64", "optim.lr=1e-4"]
+
+
 def _args(run_dir, start, pairs, *extra):
     return ["grpo", "--config-name", "tiny_grpo", f"run_dir={run_dir}", f"model.hf_path={start}",
-            f"data.path={pairs}", "train_iters=4", "prompts_per_step=2", "group_size=4", "global_batch_size=4",
-            "micro_batch_size=2", "generation.max_new_tokens=64", "checkpoint.save_interval=2", *extra]
+            f"data.path={pairs}", *STEP, *extra]
 
 
-def test_grpo_steps_log_metrics_and_resume_exactly(sft_start, pairs, tmp_path):
-    start = sft_start
-    full = tmp_path / "full"
-    proc = run_cli(*_args(full, start, pairs))
+@pytest.fixture(scope="module")
+def learning_run(sft_start, pairs, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("learn") / "grpo"
+    proc = run_cli(*_args(run_dir, sft_start, pairs, "train_iters=20", "checkpoint.save_interval=0"))
     assert proc.returncode == 0, proc.stderr[-3000:]
-    rows = read_metrics(full, "train")
-    assert [r["step"] for r in rows] == [1, 2, 3, 4]
+    return read_metrics(run_dir, "train")
+
+
+@pytest.mark.slow
+def test_grpo_raises_the_reward(learning_run):
+    """20 steps x 32 samples (~1 min on 2 cores). Asserted: the mean reward of the last 8 steps
+    is at least 0.08 above that of the first 4, and their invalid-verdict rate at most 0.6 times
+    as high. Measured here: reward 0.38 -> 0.52, invalid 0.35 -> 0.15 (at lr 3e-4 the format is
+    fixed faster but the reasoning degrades and the reward stays flat)."""
+    rows = learning_run
+    assert [r["step"] for r in rows] == list(range(1, 21))
+
+    def mean(key, part):
+        return sum(r[key] for r in part) / len(part)
+    first, last = rows[:4], rows[-8:]
+    assert mean("reward_mean", last) >= mean("reward_mean", first) + 0.08, [r["reward_mean"] for r in rows]
+    assert mean("invalid_rate", last) <= 0.6 * mean("invalid_rate", first), [r["invalid_rate"] for r in rows]
+
+
+@pytest.mark.slow
+def test_grpo_steps_log_metrics_and_resume_exactly(learning_run, sft_start, pairs, tmp_path):
+    rows = learning_run
     for key in KEYS:
         assert key in rows[0], key
     assert rows[0]["response_length"] > 0 and rows[0]["entropy"] > 0
-    assert max(r["invalid_rate"] for r in rows) < 1.0          # the SFT start writes verdicts
     assert rows[-1]["kl"] > 0 and rows[-1]["grad_norm"] > 0    # the policy moved away from the reference
 
     killed = tmp_path / "killed"
-    assert run_cli(*_args(killed, start, pairs, "checkpoint.fail_after_step=2")).returncode == 17
-    proc = run_cli(*_args(killed, start, pairs))
+    resume = ["train_iters=4", "checkpoint.save_interval=2"]
+    assert run_cli(*_args(killed, sft_start, pairs, *resume, "checkpoint.fail_after_step=2")).returncode == 17
+    proc = run_cli(*_args(killed, sft_start, pairs, *resume))
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = {r["step"]: r for r in read_metrics(killed, "train")}
-    for row in rows[2:]:
+    assert sorted(got) == [1, 2, 3, 4]
+    for row in rows[:4]:
         for key in ("reward_mean", "response_length", "kl", "pg_loss", "grad_norm"):
             assert got[row["step"]][key] == row[key], (row["step"], key)
 

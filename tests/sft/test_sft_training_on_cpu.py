@@ -1,6 +1,6 @@
 """``thinkrm sft`` end to end: TP=2 / PP=2 / DP=2 losses equal TP=1 for 5 steps (tolerance 2e-5
-absolute on losses ~6; fp32 CPU, only reduction order differs), exact kill-and-resume, overfitting
-32 traces, and the checkpoint evaluating with ``thinkrm eval``."""
+absolute on losses ~6; fp32 CPU, only reduction order differs), overfitting 32 traces, and the checkpoint
+evaluating with ``thinkrm eval``. Exact kill-and-resume of SFT: tests/checkpoint/test_training_checkpoints_on_cpu.py."""
 
 from __future__ import annotations
 
@@ -28,11 +28,16 @@ def start(tiny_hf_dirs) -> str:
 
 
 @pytest.fixture(scope="module")
-def tp1_losses(tmp_path_factory, start):
+def tp1_run(tmp_path_factory, start):
     run_dir = tmp_path_factory.mktemp("sft") / "tp1"
     proc = run_cli("sft", *BASE, start, f"run_dir={run_dir}")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    losses = _losses(run_dir)
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def tp1_losses(tp1_run):
+    losses = _losses(tp1_run)
     assert len(losses) == 5 and losses[-1] < losses[0]
     return losses
 
@@ -44,16 +49,6 @@ def test_parallel_layouts_match_tp1(layout, tp1_losses, start, tmp_path):
     run_torchrun("-m nemo_thinkrm", "sft", *BASE, start, f"run_dir={run_dir}", layout)
     for step, (a, b) in enumerate(zip(_losses(run_dir), tp1_losses), start=1):
         assert abs(a - b) <= 2e-5, (layout, step, a, b)
-
-
-def test_kill_and_resume(tp1_losses, start, tmp_path):
-    run_dir = tmp_path / "killed"
-    args = ["sft", *BASE, start, f"run_dir={run_dir}", "checkpoint.save_interval=2"]
-    assert run_cli(*args, "checkpoint.fail_after_step=2").returncode == 17
-    proc = run_cli(*args)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    by_step = {r["step"]: r["loss"] for r in read_metrics(run_dir, "train")}
-    assert [by_step[s] for s in range(1, 6)] == tp1_losses  # bit-identical
 
 
 @pytest.mark.slow
@@ -68,9 +63,8 @@ def test_overfits_32_traces(tmp_path):
     assert losses[-1] < 0.05, losses[-10:]
 
 
-def test_checkpoint_evaluates_with_thinkrm_eval(tmp_path):
-    run_dir = tmp_path / "sft"
-    assert run_cli("sft", *BASE, f"run_dir={run_dir}").returncode == 0
+def test_checkpoint_evaluates_with_thinkrm_eval(tp1_run, tmp_path):
+    run_dir = tp1_run
     data = tmp_path / "pairs.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?", "response_a": f"{i + 1}",
                                         "response_b": f"{i + 2}", "label": "A"}) + "\n" for i in range(4)))
