@@ -185,20 +185,15 @@ class SynthConfig(EvalConfig):
 
 
 @dataclass
-class GRPOConfig(TrainConfig):
-    """Rule-based RL of the judge (GRPO): reward = right verdict (Think-RM stage 2).
+class PolicyRLConfig(TrainConfig):
+    """What GRPO (the judge) and pairwise RLHF (a policy) share: G samples per prompt from the
+    current policy, the clipped policy-gradient step with a KL loss to the frozen reference,
+    and how the rollouts are sampled. ``global_batch_size`` is the PPO mini-batch (sequences
+    per optimizer step); one rollout batch of ``prompts_per_step × group_size`` sequences gives
+    several updates."""
 
-    ``global_batch_size`` is the PPO mini-batch (sequences per optimizer step); one rollout
-    batch of ``prompts_per_step × group_size`` sequences gives several updates.
-    """
-
-    data: DataConfig = field(default_factory=DataConfig)
-    template: str = "reasoning_binary"
-    swap: str = "random"
-    reward: str = "binary"
-    """A name in algorithms/rewards.py REWARDS: binary (1/0) or multiclass (1 / 0.5 / 0) reproduce the paper."""
-    prompts_per_step: int = 512
-    group_size: int = 8
+    prompts_per_step: int = 64
+    group_size: int = 4
     rollout_engine: str = "megatron"
     """megatron: sample from the training model itself (any TP, PP=1). vllm: a colocated in-process vLLM
     engine that gets the policy's weights in memory before each rollout and sleeps during training
@@ -206,16 +201,14 @@ class GRPOConfig(TrainConfig):
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     """Rollout sampling: temperature, top_p, max_new_tokens, stop strings."""
     max_prompt_tokens: int = 4096
+    """Longer prompts are left out (with a warning); it also sizes the vLLM engine's context."""
     clip_eps: float = 0.2
     clip_eps_high: Optional[float] = None
     dual_clip_c: Optional[float] = None
-    kl_coef: float = 1.0e-4
+    kl_coef: float = 1.0e-3
     kl_estimator: str = "k3"
     aggregation: str = "token_mean"
     """token_mean or seq_mean_token_mean."""
-    scale_by_std: bool = True
-    drop_uniform_groups: bool = False
-    """Skip groups whose rewards are all equal (no signal) — beyond the paper."""
     ppo_epochs: int = 1
     offload_reference: bool = True
     """GPU: keep the frozen reference's weights in host memory between its one use per step
@@ -230,10 +223,27 @@ class GRPOConfig(TrainConfig):
             raise ConfigError("rollout_engine=vllm (colocated, in-memory weight sync) needs "
                               "tensor/pipeline_model_parallel_size=1; use rollout_engine=megatron for larger layouts")
         if self.group_size < 2:
-            raise ConfigError(f"group_size must be >= 2 for group-relative advantages, got {self.group_size}")
+            raise ConfigError(f"group_size must be >= 2 (samples are compared within a group), got {self.group_size}")
         if (self.prompts_per_step * self.group_size) % self.global_batch_size != 0:
             raise ConfigError(f"prompts_per_step × group_size ({self.prompts_per_step}×{self.group_size}) must be "
                               f"a multiple of global_batch_size ({self.global_batch_size})")
+
+
+@dataclass
+class GRPOConfig(PolicyRLConfig):
+    """Rule-based RL of the judge (GRPO): reward = right verdict (Think-RM stage 2)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    template: str = "reasoning_binary"
+    swap: str = "random"
+    reward: str = "binary"
+    """A name in algorithms/rewards.py REWARDS: binary (1/0) or multiclass (1 / 0.5 / 0) reproduce the paper."""
+    prompts_per_step: int = 512
+    group_size: int = 8
+    kl_coef: float = 1.0e-4
+    scale_by_std: bool = True
+    drop_uniform_groups: bool = False
+    """Skip groups whose rewards are all equal (no signal) — beyond the paper."""
 
 
 @dataclass
@@ -267,26 +277,12 @@ class JudgeConfig:
 
 
 @dataclass
-class PairwiseRLHFConfig(TrainConfig):
+class PairwiseRLHFConfig(PolicyRLConfig):
     """Policy optimisation from pairwise judge verdicts (Think-RM's pairwise RLHF)."""
 
     prompt_path: Optional[str] = None
     """Chat prompts (JSONL/parquet): "prompt" (text) or "messages" ending with the user turn."""
-    prompts_per_step: int = 64
-    group_size: int = 4
     judge: JudgeConfig = field(default_factory=JudgeConfig)
-    generation: GenerationConfig = field(default_factory=GenerationConfig)
-    """Policy sampling."""
-    clip_eps: float = 0.2
-    kl_coef: float = 1.0e-3
-    kl_estimator: str = "k3"
-    aggregation: str = "token_mean"
-    ppo_epochs: int = 1
-    offload_reference: bool = True
-    """GPU: keep the frozen reference's weights in host memory between its one use per step
-    (its log-probs are computed once per rollout batch). No effect on CPU."""
-    clip_eps_high: Optional[float] = None
-    dual_clip_c: Optional[float] = None
 
     def validate(self) -> None:
         super().validate()
@@ -294,11 +290,6 @@ class PairwiseRLHFConfig(TrainConfig):
             raise ConfigError("prompt_path is required (chat prompts, JSONL/parquet)")
         if not self.judge.endpoints or not self.judge.model:
             raise ConfigError("judge.endpoints and judge.model are required (start judges with thinkrm serve-judge)")
-        if self.group_size < 2:
-            raise ConfigError(f"group_size must be >= 2, got {self.group_size}")
-        if (self.prompts_per_step * self.group_size) % self.global_batch_size != 0:
-            raise ConfigError(f"prompts_per_step × group_size ({self.prompts_per_step}×{self.group_size}) must be "
-                              f"a multiple of global_batch_size ({self.global_batch_size})")
 
 
 QUICKSTART_STAGES: tuple[str, ...] = ("synth", "eval", "sft", "grpo", "policy_sft", "pairwise_rlhf")

@@ -72,15 +72,21 @@ def setup(cfg: PairwiseRLHFConfig) -> dict[str, Any]:
     tok = start_policy(cfg, "the policy to align (🤗, native or run dir)")
     judge_tok = load_tokenizer(type(cfg.model.tokenizer)(name=cfg.judge.model, think_prefix=cfg.judge.think_prefix))
     prompts = load_prompts(cfg.prompt_path)
+    texts = [render_generation_prompt(tok, p, think_prefix=False) for p in prompts]
+    fits = [len(ids) <= cfg.max_prompt_tokens for ids in tok(texts, add_special_tokens=False)["input_ids"]]
+    if not all(fits):
+        logger.warning("%d prompts longer than max_prompt_tokens=%d are not used", fits.count(False),
+                       cfg.max_prompt_tokens)
+        prompts, texts = [p for p, ok in zip(prompts, fits) if ok], [t for t, ok in zip(texts, fits) if ok]
     if len(prompts) < cfg.prompts_per_step:
-        raise ConfigError(f"{len(prompts)} prompts < prompts_per_step={cfg.prompts_per_step}")
+        raise ConfigError(f"{len(prompts)} usable prompts < prompts_per_step={cfg.prompts_per_step}")
     policy = build_policy(cfg, tok, cfg.generation.stop)
     client = ClientConfig(endpoints=cfg.judge.endpoints, model=cfg.judge.model, api_key=cfg.judge.api_key,
                           max_concurrency=cfg.judge.max_concurrency, request_timeout_s=cfg.judge.request_timeout_s,
                           max_retries=cfg.judge.max_retries)
     cache = JudgeCache(cfg.judge.cache_path or Path(cfg.run_dir) / "judge_cache.jsonl") if cfg.judge.cache else None
     return {**policy, "judge_tokenizer": judge_tok, "template": load_template(cfg.judge.template),
-            "prompts": prompts, "policy_texts": [render_generation_prompt(tok, p, think_prefix=False) for p in prompts],
+            "prompts": prompts, "policy_texts": texts,
             "client": client, "cache": cache}
 
 

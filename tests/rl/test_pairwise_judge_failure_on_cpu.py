@@ -1,5 +1,6 @@
 """Pairwise RLHF stops with one line when its judges do not answer, instead of training on
-all-failed verdicts; CPU servers refuse judges whose head size vLLM's CPU kernels lack."""
+all-failed verdicts; over-long prompts are left out with a warning; CPU servers refuse judges whose
+head size vLLM's CPU kernels lack."""
 
 from __future__ import annotations
 
@@ -43,3 +44,15 @@ def test_cpu_servable_head_sizes(tmp_path, config, ok):
     else:
         with pytest.raises(ConfigError, match="head_dim 16"):
             check_cpu_servable(str(tmp_path))
+
+
+def test_prompts_longer_than_max_prompt_tokens_are_left_out(tiny_hf_dirs, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?"}) + "\n" for i in range(4)))
+    proc = run_cli("pairwise-rlhf", "--config-name", "tiny_pairwise_rlhf", f"run_dir={tmp_path / 'run'}",
+                   f"model.hf_path={tiny_hf_dirs['llama']}", f"prompt_path={prompts}", "judge.endpoints=http://x:1",
+                   f"judge.model={tiny_bpe_dir(512)}", "max_prompt_tokens=5")
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    out = proc.stdout + proc.stderr
+    assert "4 prompts longer than max_prompt_tokens=5 are not used" in out
+    assert "0 usable prompts < prompts_per_step=2" in proc.stderr and "Traceback" not in proc.stderr

@@ -73,6 +73,23 @@ def test_every_config_composes_and_validates(name):
     assert obj.run_dir == "/tmp/x"
 
 
+@pytest.mark.parametrize("name", ["tiny_grpo", "tiny_pairwise_rlhf"])
+def test_both_rl_stages_check_rollouts_alike(name):
+    """GRPO and pairwise RLHF share PolicyRLConfig: either rollout engine, the same refusals."""
+    register_schemas()
+
+    def load(*more):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            return OmegaConf.to_object(compose(config_name=name, overrides=["run_dir=/tmp/x", *NEEDS_DATA[name], *more]))
+    load("rollout_engine=vllm").validate()
+    with pytest.raises(ConfigError, match="use rollout_engine=megatron for larger layouts"):
+        load("rollout_engine=vllm", "parallel.tensor_model_parallel_size=2").validate()
+    with pytest.raises(ConfigError, match=r"rollout_engine='sglang' is not one of"):
+        load("rollout_engine=sglang").validate()
+    with pytest.raises(ConfigError, match="group_size must be >= 2"):
+        load("group_size=1").validate()
+
+
 def test_sft_without_data_is_one_clear_error():
     register_schemas()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
