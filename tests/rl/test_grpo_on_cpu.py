@@ -15,21 +15,26 @@ KEYS = ("reward_mean", "accuracy", "invalid_rate", "response_length", "truncatio
 
 
 @pytest.fixture(scope="module")
-def pairs(tmp_path_factory):
+def task():
+    return make_arithmetic_pairs(400, seed=5, max_operand=4, ops="+")
+
+
+@pytest.fixture(scope="module")
+def pairs(task, tmp_path_factory):
     path = tmp_path_factory.mktemp("grpo") / "pairs.jsonl"
-    write_preference_jsonl(make_arithmetic_pairs(400, seed=5, max_operand=4, ops="+"), path)
+    write_preference_jsonl(task, path)
     return path
 
 
 @pytest.fixture(scope="module")
-def sft_start(tiny_hf_dirs, tmp_path_factory) -> str:
+def sft_start(task, tiny_hf_dirs, tmp_path_factory) -> str:
     """A judge with something for GRPO to fix: its warm-up traces are the scripted teacher's,
     but every other one stops at ``</think>`` without the verdict. After 200 SFT steps it
     reasons right most of the time and then, in about a third of its samples, ends without
     an ``<answer>`` — reward 0 however good the reasoning was."""
     root = tmp_path_factory.mktemp("start")
     rows = []
-    for i, pair in enumerate(make_arithmetic_pairs(400, seed=5, max_operand=4, ops="+")):
+    for i, pair in enumerate(task):
         trace = pair.trace if i % 2 else pair.trace.split("</think>")[0] + "</think>"
         rows.append({"id": pair.id, "messages": judge_messages(pair) + [{"role": "assistant", "content": trace}]})
     data = root / "sft.jsonl"
