@@ -74,6 +74,9 @@ def _run_hydra(stage: Stage, overrides: list[str]) -> int:
     def _app(cfg) -> None:
         status["code"] = run_stage_config(stage, cfg)
 
+    if _rank() != 0:  # one writer per file: rank 0 keeps Hydra's cli.log and .hydra/, the others log to stdout
+        overrides = [*overrides, "hydra.output_subdir=null", "~hydra.job_logging.handlers.file",
+                     "hydra.job_logging.root.handlers=[console]"]
     saved = sys.argv
     sys.argv = [f"thinkrm {stage.name}", *overrides]
     try:
@@ -104,7 +107,7 @@ def run_stage_config(stage: Stage, cfg) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if int(os.environ.get("RANK", "0")) == 0:
+    if _rank() == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
     from nemo_thinkrm.training.loop import InjectedFault
@@ -118,6 +121,11 @@ def run_stage_config(stage: Stage, cfg) -> int:
         print(str(exc), file=sys.stderr)
         return InjectedFault.exit_code
     return 0
+
+
+def _rank() -> int:
+    """The launcher's global rank (torchrun/srun env), known before torch.distributed starts."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
 
 
 def console_main() -> None:

@@ -24,14 +24,14 @@ strength=r.strength_magnitude)``; the template module decides the shown order.
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Sequence, TypedDict
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, TypedDict
 
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.data.rows import REASONS_SHOWN, read_rows
 
 if TYPE_CHECKING:  # adapters imports this module; the loader imports it lazily
     from nemo_thinkrm.data.adapters import Adapter
@@ -45,10 +45,6 @@ DEFAULT_SECTION = "all"
 ALL_SPLITS = "all"
 """Pass ``split="all"`` to keep every row of a file whose rows carry their own split."""
 
-JSON_SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
-PARQUET_SUFFIXES: tuple[str, ...] = (".parquet",)
-_GLOB_CHARS = frozenset("*?[")
-_REASONS_SHOWN = 3
 
 
 class Message(TypedDict):
@@ -247,7 +243,7 @@ class LoadResult:
 def _top_reasons(rows: Sequence[tuple[str, str]]) -> str:
     if not rows:
         return ""
-    counts = Counter(reason for _, reason in rows).most_common(_REASONS_SHOWN)
+    counts = Counter(reason for _, reason in rows).most_common(REASONS_SHOWN)
     return " (" + ", ".join(f"{reason}: {n}" for reason, n in counts) + ")"
 
 
@@ -264,46 +260,17 @@ def count_over_length(records: Sequence[PreferenceRecord], tokenizer_len: Callab
     return [record.id for record in records if tokenizer_len(record) > budget]
 
 
-# --------------------------------------------------------------------------- files
+# --------------------------------------------------------------------------- sources
 
 
-def _suffix_kind(path: Path) -> Optional[str]:
-    name = path.name.lower()
-    if name.endswith(PARQUET_SUFFIXES):
-        return "parquet"
-    if name.endswith(JSON_SUFFIXES):
-        return "json"
-    return None
+@dataclass
+class _Source:
+    """Rows to convert, as (index, location, row), with what a file reader already found bad."""
 
-
-def _candidate_files(path: str) -> list[Path]:
-    if any(ch in path for ch in _GLOB_CHARS):
-        return [Path(p) for p in sorted(glob.glob(path, recursive=True)) if Path(p).is_file()]
-    target = Path(path).expanduser()
-    if target.is_dir():
-        return sorted(p for p in target.rglob("*")
-                      if p.is_file() and not any(part.startswith(".") for part in p.relative_to(target).parts))
-    if target.is_file():
-        return [target]
-    raise ConfigError(f"data.path={path!r} does not exist (looked relative to {Path.cwd()})")
-
-
-def resolve_data_files(path: str) -> tuple[str, list[str]]:
-    """The ``datasets`` builder ("json" or "parquet") and sorted files for a file, glob or directory.
-
-    Files are sorted so that row indices (and the ids derived from them) are
-    the same on every run; a directory mixing JSON and parquet is refused
-    because one builder must read all of it.
-    """
-    files = _candidate_files(str(path))
-    kinds = {p: _suffix_kind(p) for p in files}
-    readable = [p for p in files if kinds[p] is not None]
-    if not readable:
-        raise ConfigError(f"data.path={path!r} has no .jsonl/.json/.parquet files (found {len(files)} other files)")
-    builders = sorted({kinds[p] for p in readable})
-    if len(builders) > 1:
-        raise ConfigError(f"data.path={path!r} mixes JSON and parquet files; point it at one format")
-    return builders[0], [str(p) for p in readable]
+    rows: Iterable[tuple[int, str, Any]]
+    columns: list[str]
+    origin: str
+    bad_lines: list[tuple[str, str]] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -321,7 +288,7 @@ def _quiet_progress() -> Iterator[None]:
 
 
 def _error_chain(err: BaseException) -> str:
-    """The messages of an exception and its causes: ``datasets`` wraps the useful one (the bad row)."""
+    """The messages of an exception and its causes: ``datasets`` wraps the useful one."""
     messages: list[str] = []
     current: Optional[BaseException] = err
     while current is not None and len(messages) < 5:
@@ -332,35 +299,26 @@ def _error_chain(err: BaseException) -> str:
     return " <- ".join(messages) or type(err).__name__
 
 
-def _read_files(builder: str, files: list[str]) -> Any:
-    import datasets
-
-    try:
-        with _quiet_progress():
-            return datasets.load_dataset(builder, data_files=files, split="train")
-    except Exception as err:  # datasets raises many types for unreadable files
-        raise ConfigError(f"could not read {builder} data from {_describe(files)}: {_error_chain(err)}") from err
-
-
-def _read_hub(adapter: "Adapter", hub_id: str, split: str) -> Any:
+def _read_hub(adapter: "Adapter", hub_id: str, split: str) -> _Source:
     import datasets
 
     hub_split = adapter.hub_split_aliases.get(split, split)
     try:
         with _quiet_progress():
-            return datasets.load_dataset(hub_id, name=adapter.hub_config, data_dir=adapter.hub_data_dir,
-                                         split=hub_split)
+            dataset = datasets.load_dataset(hub_id, name=adapter.hub_config, data_dir=adapter.hub_data_dir,
+                                            split=hub_split)
     except Exception as err:  # offline machines fail here at once; say how to fix it
         raise ConfigError(
             f"could not load {adapter.name!r} from the Hugging Face Hub ({hub_id!r}, split {hub_split!r}): "
             f"{_error_chain(err)}. This machine may be offline: download the data and pass a local file, glob or "
             f"directory with data.path=...") from err
+    return _Source(((i, f"row {i + 1}", row) for i, row in enumerate(dataset)), list(dataset.column_names),
+                   f"hub:{hub_id}")
 
 
-def _describe(files: Sequence[str]) -> str:
-    if len(files) <= 3:
-        return ", ".join(files)
-    return f"{', '.join(files[:3])} and {len(files) - 3} more files"
+def _read_local(path: str) -> _Source:
+    table = read_rows(path)
+    return _Source(((r.index, r.where, r.data) for r in table), table.columns, table.origin, list(table.bad))
 
 
 # --------------------------------------------------------------------------- loading
@@ -374,22 +332,20 @@ def _check_load_args(max_bad_fraction: float, limit: Optional[int]) -> None:
         raise ConfigError(f"limit must be a positive int or None, got {limit!r}")
 
 
-def _open_source(adapter: "Adapter", path: Optional[str], hub_id: Optional[str],
-                 split: str) -> tuple[Any, str]:
-    """The raw dataset and a description of where it came from (files or hub id)."""
+def _open_source(adapter: "Adapter", path: Optional[str], hub_id: Optional[str], split: str) -> _Source:
+    """The rows to convert: local files (``path``, else the adapter's default) or the hub."""
     if path is None and hub_id is None and adapter.default_path is not None:
         if not Path(adapter.default_path).exists():
             raise ConfigError(f"{adapter.name!r} reads {adapter.default_path} by default, which does not exist; "
                               f"pass the files with data.path=...")
         path = str(adapter.default_path)
     if path is not None:
-        builder, files = resolve_data_files(path)
-        return _read_files(builder, files), _describe(files)
+        return _read_local(path)
     hub_id = hub_id or adapter.hub_id
     if hub_id is None:
         raise ConfigError(f"adapter {adapter.name!r} has no default source; pass data.path=... (a file, glob or "
                           f"directory)")
-    return _read_hub(adapter, hub_id, split), f"hub:{hub_id}"
+    return _read_hub(adapter, hub_id, split)
 
 
 def _split_filter(adapter: "Adapter", row: Mapping[str, Any], split: str) -> None:
@@ -421,17 +377,24 @@ class _Books:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     filtered: list[tuple[str, str]] = field(default_factory=list)
     seen: dict[str, str] = field(default_factory=dict)
+    where: dict[str, str] = field(default_factory=dict)
+    """Row id → file:line, for messages about rows whose id does not say where they are."""
     n_rows: int = 0
     n_used_rows: int = 0
 
+    def first_skipped(self) -> str:
+        return "; ".join(f"{rid}{' (' + self.where[rid] + ')' if rid in self.where else ''}: {reason}"
+                         for rid, reason in self.skipped[:REASONS_SHOWN])
 
-def _convert_row(adapter: "Adapter", row: Mapping[str, Any], index: int, split: str,
+
+def _convert_row(adapter: "Adapter", row: Mapping[str, Any], index: int, where: str, split: str,
                  field_map: Optional[Mapping[str, str]], books: _Books) -> None:
     from nemo_thinkrm.data.adapters import RowContext
 
     books.n_rows += 1
     raw_id, id_problem = adapter.read_id(row, index, field_map)
     row_id = f"{adapter.name}:{raw_id}" if raw_id is not None else f"{adapter.name}:#{index}"
+    books.where.setdefault(row_id, where)
     ctx = RowContext(index=index, source=adapter.name, raw_id=raw_id or str(index), field_map=field_map)
     try:
         if id_problem is not None:
@@ -449,7 +412,7 @@ def _convert_row(adapter: "Adapter", row: Mapping[str, Any], index: int, split: 
         books.skipped.append((row_id, duplicate))
         return
     for record in records:
-        books.seen[record.id] = f"row {index}"
+        books.seen[record.id] = where
     books.records.extend(records)
     books.n_used_rows += bool(records)
 
@@ -458,7 +421,7 @@ def _enforce_quality(adapter: "Adapter", origin: str, books: _Books, max_bad_fra
     if books.n_rows == 0:
         raise ConfigError(f"{adapter.name}: {origin} has no rows")
     if books.skipped:
-        first = "; ".join(f"{rid}: {reason}" for rid, reason in books.skipped[:_REASONS_SHOWN])
+        first = books.first_skipped()
         if len(books.skipped) / books.n_rows > max_bad_fraction:
             raise ConfigError(
                 f"{adapter.name}: {len(books.skipped)} of {books.n_rows} rows of {origin} are unusable "
@@ -477,7 +440,7 @@ def load_preference_data(name: str, path: Optional[str] = None, hub_id: Optional
     """Read a preference dataset with adapter ``name`` and return its records and books.
 
     Source: ``path`` (a JSONL/JSON/parquet file, a glob, or a directory of
-    such files, read with 🤗 ``datasets``) wins; otherwise the adapter's local
+    such files, read by ``data/rows.py``: a torn line is one bad row) wins; otherwise the adapter's local
     default (JudgeBench's shared files), otherwise ``load_dataset(hub_id or
     the adapter's hub id, split=split)``, which on an offline machine raises a
     ``ConfigError`` asking for ``data.path``. ``split`` picks the hub split and,
@@ -491,13 +454,17 @@ def load_preference_data(name: str, path: Optional[str] = None, hub_id: Optional
     _check_load_args(max_bad_fraction, limit)
     adapter = get_adapter(name)
     adapter.check_field_map(field_map)
-    dataset, origin = _open_source(adapter, path, hub_id, split)
-    adapter.check_columns(list(dataset.column_names), field_map, origin)
+    source = _open_source(adapter, path, hub_id, split)
+    origin = source.origin
+    adapter.check_columns(source.columns, field_map, origin)
     books = _Books()
-    for index, row in enumerate(dataset):
+    for where, reason in source.bad_lines:  # lines that were not rows at all count as bad rows
+        books.n_rows += 1
+        books.skipped.append((f"{adapter.name}:{where}", reason))
+    for index, where, row in source.rows:
         if limit is not None and books.n_used_rows >= limit:
             break
-        _convert_row(adapter, row, index, split, field_map, books)
+        _convert_row(adapter, row, index, where, split, field_map, books)
     _enforce_quality(adapter, origin, books, max_bad_fraction)
     result = LoadResult(records=books.records, n_rows=books.n_rows, skipped=books.skipped,
                         filtered=books.filtered, name=adapter.name, origin=origin)

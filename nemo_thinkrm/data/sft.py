@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.data.rows import REASONS_SHOWN, check_bad_fraction, read_rows
 from nemo_thinkrm.models.tokenizer import THINK_OPEN, encode_prompt_and_response
 
 logger = logging.getLogger(__name__)
@@ -51,11 +52,13 @@ class SFTLoadResult:
 
 
 def _row_to_record(row: dict, idx: int) -> SFTRecord:
-    rid = str(row.get("id", idx))
+    rid = str(idx if row.get("id") is None else row["id"])
     msgs = row.get("messages")
     response = row.get("response")
-    if msgs is None and "prompt" in row:
-        if not isinstance(row["prompt"], str) or not row["prompt"].strip():
+    if msgs is None and row.get("prompt") is not None:
+        if not isinstance(row["prompt"], str):
+            raise ValueError(f"'prompt' must be a string, got {type(row['prompt']).__name__}")
+        if not row["prompt"].strip():
             raise ValueError("empty prompt")
         msgs = [{"role": "user", "content": row["prompt"]}]
     if not isinstance(msgs, (list, tuple)) or not msgs:
@@ -70,7 +73,9 @@ def _row_to_record(row: dict, idx: int) -> SFTRecord:
             raise ValueError("last message is not the assistant's and no 'response' field")
         response = msgs[-1]["content"]
         msgs = msgs[:-1]
-    if not isinstance(response, str) or not response.strip():
+    if not isinstance(response, str):
+        raise ValueError(f"'response' must be a string, got {type(response).__name__}")
+    if not response.strip():
         raise ValueError("empty response")
     if not msgs or msgs[-1]["role"] != "user":
         raise ValueError("prompt does not end with a user turn")
@@ -94,28 +99,25 @@ def builtin_arithmetic(spec: str) -> SFTLoadResult:
     return SFTLoadResult(recs, n)
 
 
-def load_sft_records(path: str, max_bad_fraction: float = 0.5) -> SFTLoadResult:
-    import datasets
-
-    from nemo_thinkrm.data.preference import resolve_data_files
-
+def load_sft_records(path: str, max_bad_fraction: float = 0.5, key: str = "data.train_path") -> SFTLoadResult:
+    """SFT samples of a file, glob or directory; bad lines and rows are skipped and counted with
+    their file:line, and a file where more than ``max_bad_fraction`` of the rows are bad is an error."""
     if path.startswith(BUILTIN_PREFIX):
         return builtin_arithmetic(path)
-
-    builder, files = resolve_data_files(path)
-    ds = datasets.load_dataset(builder, data_files=files, split="train")
-    records, skipped = [], []
-    for i, row in enumerate(ds):
+    table = read_rows(path, key=key)
+    records, skipped = [], [(where, why) for where, why in table.bad]
+    for row in table:
         try:
-            records.append(_row_to_record(row, i))
+            records.append(_row_to_record(row.data, row.index))
         except ValueError as exc:
-            skipped.append((str(row.get("id", i)), str(exc)))
-    result = SFTLoadResult(records, len(ds), skipped)
+            rid = row.data.get("id")
+            skipped.append((row.where if rid is None else f"{rid} ({row.where})", str(exc)))
+    result = SFTLoadResult(records, table.n_lines, skipped)
+    first = "; ".join(f"{rid}: {why}" for rid, why in skipped[:REASONS_SHOWN])
+    check_bad_fraction(len(skipped), table.n_lines, max_bad_fraction, f"SFT data {path}", first,
+                       hint="expected 'messages' ending with the assistant turn, or prompt/messages + response")
     if skipped:
-        logger.warning("%s: skipped %d bad rows, e.g. %s", path, len(skipped), skipped[:3])
-    if len(ds) == 0 or len(skipped) > max_bad_fraction * len(ds):
-        raise ConfigError(f"{path}: {len(skipped)} of {len(ds)} rows are bad (e.g. {skipped[:3]}); "
-                          "expected 'messages' ending with the assistant turn, or prompt/messages + response")
+        logger.warning("%s: skipped %d of %d rows as bad; first: %s", path, len(skipped), table.n_lines, first)
     return result
 
 

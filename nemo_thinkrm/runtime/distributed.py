@@ -114,3 +114,21 @@ def destroy_distributed() -> None:
         parallel_state.destroy_model_parallel()
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def is_rank0() -> bool:
+    """Whether this process is global rank 0, the one that writes shared files (or no group is up)."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def broadcast_from_rank0(obj):
+    """Rank 0's ``obj`` on every rank (a picklable object; the others pass anything, e.g. None).
+
+    For work that must happen once per job — asking the judge servers, appending to a
+    cache — while every rank needs the result.
+    """
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]

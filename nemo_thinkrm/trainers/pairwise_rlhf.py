@@ -9,7 +9,6 @@ reference KL as GRPO (``trainers/grpo.py``).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
@@ -19,47 +18,10 @@ import torch
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import PairwiseRLHFConfig
+from nemo_thinkrm.data.prompts import load_prompts
+from nemo_thinkrm.runtime.distributed import broadcast_from_rank0, is_rank0
 
 logger = logging.getLogger("nemo_thinkrm.pairwise_rlhf")
-
-
-def hh_rlhf_messages(text: str) -> list[dict]:
-    """Anthropic HH-RLHF's ``"\n\nHuman: …\n\nAssistant: …"`` transcript → messages up to the last
-    human turn (the final assistant reply is what the policy will write)."""
-    import re
-
-    parts = re.split(r"\n\n(Human|Assistant): ", "\n\n" + text.strip())
-    msgs = [{"role": "user" if role == "Human" else "assistant", "content": content.strip()}
-            for role, content in zip(parts[1::2], parts[2::2])]
-    while msgs and msgs[-1]["role"] != "user":
-        msgs.pop()
-    return msgs
-
-
-def load_prompts(path: str) -> list[list[dict]]:
-    """Chat prompts: a ``prompt`` text, ``messages`` ending with the user turn, or an HH-RLHF row
-    (``chosen`` transcript); other rows are skipped and counted."""
-    from nemo_thinkrm.data.preference import resolve_data_files
-
-    import datasets
-
-    builder, files = resolve_data_files(path)
-    out, bad = [], 0
-    for row in datasets.load_dataset(builder, data_files=files, split="train"):
-        msgs = row.get("messages")
-        if msgs is None and isinstance(row.get("chosen"), str) and "\n\nHuman:" in "\n\n" + row["chosen"]:
-            msgs = hh_rlhf_messages(row["chosen"])
-        if isinstance(row.get("prompt"), str) and row["prompt"].strip():
-            msgs = [{"role": "user", "content": row["prompt"]}]
-        if isinstance(msgs, list) and msgs and all(isinstance(m, dict) for m in msgs) and msgs[-1].get("role") == "user":
-            out.append([{"role": m["role"], "content": m["content"]} for m in msgs])
-        else:
-            bad += 1
-    if bad:
-        logger.warning("%s: skipped %d rows without a prompt", path, bad)
-    if not out:
-        raise ConfigError(f"{path}: no usable prompts ('prompt' text or 'messages' ending with the user turn)")
-    return out
 
 
 def setup(cfg: PairwiseRLHFConfig) -> dict[str, Any]:
@@ -84,7 +46,9 @@ def setup(cfg: PairwiseRLHFConfig) -> dict[str, Any]:
     client = ClientConfig(endpoints=cfg.judge.endpoints, model=cfg.judge.model, api_key=cfg.judge.api_key,
                           max_concurrency=cfg.judge.max_concurrency, request_timeout_s=cfg.judge.request_timeout_s,
                           max_retries=cfg.judge.max_retries)
-    cache = JudgeCache(cfg.judge.cache_path or Path(cfg.run_dir) / "judge_cache.jsonl") if cfg.judge.cache else None
+    # rank 0 asks the judges and keeps the cache (one writer); the other ranks get its answers
+    cache = (JudgeCache(cfg.judge.cache_path or Path(cfg.run_dir) / "judge_cache.jsonl")
+             if cfg.judge.cache and is_rank0() else None)
     return {**policy, "judge_tokenizer": judge_tok, "template": load_template(cfg.judge.template),
             "prompts": prompts, "policy_texts": texts,
             "client": client, "cache": cache}
@@ -172,17 +136,41 @@ def judge_groups(cfg: PairwiseRLHFConfig, s: dict[str, Any], chosen: list[int], 
 
 
 def ask_judges(s: dict[str, Any], requests: list) -> list[dict[str, Any]]:
-    """Answers in request order: cached ones from the cache, the rest from the servers."""
+    """Answers in request order: cached ones from the cache, the rest from the servers.
+
+    Every rank holds the same rollouts (hence the same requests); rank 0 alone asks and
+    caches, and broadcasts the answers, so no request is sent twice and one process
+    appends to ``judge_cache.jsonl``.
+    """
+    outcome = None
+    if is_rank0():
+        try:
+            outcome = ("ok", _ask_judges(s, requests))
+        except Exception as exc:  # tell the other ranks, which wait in the broadcast, then fail here too
+            broadcast_from_rank0(("error", f"{type(exc).__name__}: {exc}"))
+            raise
+    kind, value = broadcast_from_rank0(outcome)
+    if kind == "error":
+        raise RuntimeError(f"rank 0 failed while asking the judges: {value}")
+    return value
+
+
+def _ask_judges(s: dict[str, Any], requests: list) -> list[dict[str, Any]]:
+    """Cache hits first; an identical request twice in one batch (same prompt and seed) is asked once."""
     from nemo_thinkrm.generation.judge_cache import cache_key
     from nemo_thinkrm.generation.openai_client import OpenAIJudgeClient
 
     cache = s.get("cache")
     keys = [cache_key(text, sp.to_payload()) for _, text, sp in requests]
-    answers: list[Any] = [cache.get(k) if cache is not None else None for k in keys]
-    for a in answers:
-        if a is not None:
-            a["cached"] = True
-    todo = [i for i, a in enumerate(answers) if a is None]
+    answers: list[Any] = [None] * len(requests)
+    asked: dict[str, int] = {}  # key -> the request that is sent
+    for i, key in enumerate(keys):
+        hit = cache.get(key) if cache is not None else None
+        if hit is not None:
+            answers[i] = {**hit, "cached": True}
+        elif key not in asked:
+            asked[key] = i
+    todo = list(asked.values())
     results = OpenAIJudgeClient.generate_many_sync(s["client"], [requests[i] for i in todo]) if todo else []
     for i, r in zip(todo, results):
         ans = {"text": r.texts[0] if r.ok else "", "tokens": r.completion_tokens[0] if r.ok else 0,
@@ -190,4 +178,7 @@ def ask_judges(s: dict[str, Any], requests: list) -> list[dict[str, Any]]:
         if r.ok and cache is not None:
             cache.put(keys[i], ans)
         answers[i] = {**ans, "cached": False}
+    for i, key in enumerate(keys):
+        if answers[i] is None:  # the same request as an earlier one of this batch
+            answers[i] = {**answers[asked[key]], "cached": True}
     return answers

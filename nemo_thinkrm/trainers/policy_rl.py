@@ -127,12 +127,11 @@ def run_policy_loop(cfg, s: dict[str, Any], step_fn: Callable[[Any, dict, int], 
     from nemo_thinkrm.checkpoint.training_state import Checkpointer, TrainState
     from nemo_thinkrm.metrics_log import MetricsLogger
     from nemo_thinkrm.training.loop import InjectedFault
+    from nemo_thinkrm.training.resume import resume, write_run_config
 
     ckpt = Checkpointer(Path(cfg.run_dir) / "checkpoints", keep_last=cfg.checkpoint.keep_last)
-    state = TrainState()
-    if cfg.checkpoint.resume and (path := ckpt.latest()) is not None:
-        state = ckpt.load(path, s["module"], s["optimizer"])
-        s["scheduler"].load_state_dict(state.scheduler)
+    run_config = write_run_config(cfg)  # the resolved architecture, not the one asked for
+    state = resume(ckpt, s["module"], s["optimizer"], s["scheduler"], cfg, run_config) or TrainState()
     log = MetricsLogger(cfg.run_dir, total_steps=cfg.train_iters)
     history = []
     for step in range(state.step + 1, cfg.train_iters + 1):
@@ -142,7 +141,7 @@ def run_policy_loop(cfg, s: dict[str, Any], step_fn: Callable[[Any, dict, int], 
         state.step = step
         if (cfg.checkpoint.save_interval and step % cfg.checkpoint.save_interval == 0) or step == cfg.train_iters:
             state.scheduler = s["scheduler"].state_dict()
-            ckpt.save(state, s["module"], s["optimizer"], cfg.model, tokenizer=s["tokenizer"])
+            ckpt.save(state, s["module"], s["optimizer"], cfg.model, tokenizer=s["tokenizer"], run_config=run_config)
         if cfg.checkpoint.fail_after_step == step:
             log.close()
             raise InjectedFault(f"fault injection: stopping after step {step} (checkpoint.fail_after_step)")

@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import torch
 
@@ -84,7 +84,8 @@ def prepare_samples(cfg: SFTConfig, tokenizer) -> tuple[list[TokenizedSample], l
                        len(truncated), cfg.seq_length, len(dropped), cfg.data.over_length)
     val: list[TokenizedSample] = []
     if cfg.data.val_path:
-        val = tokenize_all(load_sft_records(cfg.data.val_path, cfg.data.max_bad_fraction).records, tokenizer, think)
+        val_load = load_sft_records(cfg.data.val_path, cfg.data.max_bad_fraction, key="data.val_path")
+        val = tokenize_all(val_load.records, tokenizer, think)
         val, _, _ = fit_to_length(val, cfg.seq_length + 1, cfg.data.over_length)
     elif cfg.data.val_fraction > 0:
         g = torch.Generator().manual_seed(cfg.seed)
@@ -107,6 +108,7 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, unwrap
     from nemo_thinkrm.training.loop import LoopParts, run_training
     from nemo_thinkrm.training.memory import estimate_memory
+    from nemo_thinkrm.training.resume import write_run_config
 
     run_dir = Path(cfg.run_dir)
     source_cfg = _source_architecture(cfg)
@@ -125,6 +127,7 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     waste = padding_waste(plan.rows(0))
     logger.info("epoch 0: %d samples → %d sequences of %d tokens (padding %.1f%%, packing=%s)", len(train),
                 len(plan.rows(0)), cfg.seq_length, 100 * waste, cfg.data.packing)
+    run_config = write_run_config(cfg)  # architecture from model.hf_path, train_iters from num_epochs
     logger.info("memory estimate: %s", estimate_memory(cfg.model, cfg.parallel, cfg.seq_length, cfg.micro_batch_size,
                                                        ctx.dp_size, cfg.recompute.granularity).describe())
 
@@ -160,7 +163,7 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     parts = LoopParts(chunks=chunks, optimizer=optimizer, scheduler=scheduler, batches_for_step=batches_for_step,
                       loss_fn=masked_token_loss, tokens_in=lambda mbs: sum(int((b["segment_ids"] > 0).sum())
                                                                             for b in mbs),
-                      tokenizer=tokenizer, run_config_yaml=_yaml(cfg),
+                      tokenizer=tokenizer, run_config_yaml=run_config,
                       validate=validate if val_rows else None, eval_interval=cfg.eval_interval)
     log = MetricsLogger(run_dir, total_steps=cfg.train_iters)
     history = run_training(cfg, parts, log)
@@ -212,9 +215,3 @@ def _load_initial_weights(module, cfg: SFTConfig) -> None:
     with open_source(cfg.model.hf_path) as src:
         logger.info("initial weights: %s (%s)", src.path, src.kind)
         src.load_into(module, cfg.model)
-
-
-def _yaml(cfg) -> str:
-    from omegaconf import OmegaConf
-
-    return OmegaConf.to_yaml(OmegaConf.structured(cfg))

@@ -19,6 +19,7 @@ import torch
 from nemo_thinkrm.checkpoint.training_state import Checkpointer, TrainState
 from nemo_thinkrm.config.stages import TrainConfig
 from nemo_thinkrm.metrics_log import MetricsLogger
+from nemo_thinkrm.training.resume import config_yaml, resume
 from nemo_thinkrm.training.engine import Batch, LossFn, StepResult, train_step, unwrap
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,7 @@ class LoopParts:
     """Tokens processed by this rank's micro-batches (for tokens/s)."""
     tokenizer: Any = None
     run_config_yaml: Optional[str] = None
+    """The resolved run config stored in every checkpoint (default: ``cfg`` as YAML)."""
     validate: Optional[Callable[[int], dict[str, float]]] = None
     """Validation metrics at a step (None: no validation)."""
     eval_interval: int = 0
@@ -59,11 +61,9 @@ def run_training(cfg: TrainConfig, parts: LoopParts, log: MetricsLogger) -> list
     import torch.distributed as dist
 
     ckpt = Checkpointer(Path(cfg.run_dir) / "checkpoints", keep_last=cfg.checkpoint.keep_last)
-    state = TrainState()
     module = unwrap(parts.chunks[0])
-    if cfg.checkpoint.resume and (path := ckpt.latest()) is not None:
-        state = ckpt.load(path, module, parts.optimizer)
-        parts.scheduler.load_state_dict(state.scheduler)
+    run_config = parts.run_config_yaml or config_yaml(cfg)
+    state = resume(ckpt, module, parts.optimizer, parts.scheduler, cfg, run_config) or TrainState()
     history = []
     dp = dist.get_world_size() // max(1, module.config.tensor_model_parallel_size *
                                       module.config.pipeline_model_parallel_size)
@@ -89,7 +89,7 @@ def run_training(cfg: TrainConfig, parts: LoopParts, log: MetricsLogger) -> list
         if (interval and step % interval == 0) or step == cfg.train_iters:
             state.scheduler = parts.scheduler.state_dict()
             ckpt.save(state, module, parts.optimizer, cfg.model, tokenizer=parts.tokenizer,
-                      run_config=parts.run_config_yaml)
+                      run_config=run_config)
         if cfg.checkpoint.fail_after_step == step:
             log.close()
             raise InjectedFault(f"fault injection: stopping after step {step} (checkpoint.fail_after_step)")

@@ -92,6 +92,58 @@ def test_score_plain_jsonl_with_votes_and_sections(tmp_path):
     assert m["groups"]["section"]["macro"]["accuracy"] == pytest.approx(0.5)
 
 
+def _two_order_rows():
+    """5 pairs judged in both orders (label = what the judge saw: A in order AB, B in order BA).
+    p1 right/right, p2 right/wrong, p3 wrong/wrong, p4 right/right, p5 invalid/right."""
+    said = {"p1": ("A", "B"), "p2": ("A", "A"), "p3": ("B", "A"), "p4": ("A", "B"), "p5": (None, "B")}
+    rows = []
+    for pid, (first, second) in said.items():
+        section = "math" if pid in ("p1", "p2") else "chat"
+        for swapped, verdict in ((False, first), (True, second)):
+            out = "no verdict" if verdict is None else f"<think>x</think><answer>{verdict}</answer>"
+            row = {"id": pid, "label": "B" if swapped else "A", "output": out, "section": section}
+            if pid in ("p4", "p5"):
+                row["order"] = "BA" if swapped else "AB"   # the other spelling of the orientation
+            else:
+                row["swapped"] = swapped
+            rows.append(row)
+    return rows
+
+
+def test_score_keeps_both_orders_apart_overall_and_per_section(tmp_path):
+    path = tmp_path / "two_orders.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in _two_order_rows()) + "{torn\n")
+    proc = run_cli("score", str(path))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    m = json.loads((tmp_path / "metrics.json").read_text())
+    assert (m["n_samples"], m["n_examples"], m["n_order_pairs"]) == (10, 5, 5)
+    assert m["accuracy"] == pytest.approx(6 / 10)
+    # consistent: p1, p3, p4; JudgeBench pair score > 0: p1 (+2), p4 (+2), p5 (0 + 1)
+    assert m["position_consistency"] == pytest.approx(3 / 5) and m["judgebench_pair_accuracy"] == pytest.approx(3 / 5)
+    math, chat = m["groups"]["section"]["math"], m["groups"]["section"]["chat"]
+    assert (math["n_order_pairs"], math["position_consistency"], math["judgebench_pair_accuracy"]) == (2, 0.5, 0.5)
+    assert chat["n_order_pairs"] == 3
+    assert chat["position_consistency"] == pytest.approx(2 / 3)
+    assert chat["judgebench_pair_accuracy"] == pytest.approx(2 / 3)
+    assert m["skipped_rows"] == 1 and m["skipped"][0][0] == "two_orders.jsonl:11"
+    report = (tmp_path / "report.md").read_text()
+    assert "| math | 4 | 75.00 | 75.00 | 0.00 | 2 | 50.00 | 50.00 |" in report
+
+
+def test_score_refuses_a_duplicate_row_naming_both_lines(tmp_path):
+    rows = _two_order_rows()
+    path = tmp_path / "dup.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows + [dict(rows[1], output="<answer>A</answer>")]))
+    proc = run_cli("score", str(path))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "dup.jsonl:11: duplicate row (id='p1', seed=0, swapped=true)" in proc.stderr
+    assert "the same as dup.jsonl:2" in proc.stderr
+    rows[0]["order"] = "BA"  # says swapped=false and order=BA
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    proc = run_cli("score", str(path))
+    assert proc.returncode == 0 and "dup.jsonl:1: 'swapped' (False) and 'order' ('BA') disagree" in proc.stderr
+
+
 def test_score_errors_are_one_line(tmp_path):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"id": "x", "output": "<answer>A</answer>"}\n')

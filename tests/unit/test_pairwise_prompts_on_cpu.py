@@ -7,7 +7,7 @@ import json
 import pytest
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.trainers.pairwise_rlhf import hh_rlhf_messages, load_prompts
+from nemo_thinkrm.data.prompts import hh_rlhf_messages, load_prompts
 
 
 def test_hh_rlhf_transcript_keeps_turns_up_to_the_last_human():

@@ -36,8 +36,8 @@ from nemo_thinkrm.data.preference import (
     PreferenceRecord,
     count_over_length,
     load_preference_data,
-    resolve_data_files,
 )
+from nemo_thinkrm.data.rows import resolve_data_files
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "preference"
 GENERIC_AB_MAP = {"id": "uid", "prompt": "question", "response_a": "answer_1", "response_b": "answer_2",
@@ -152,10 +152,15 @@ def test_missing_path_and_empty_directory(tmp_path):
         load_preference_data("rewardbench", path=str(tmp_path))
 
 
-def test_unreadable_file_names_the_file_and_the_cause(tmp_path):
+def test_a_torn_line_costs_one_row_and_a_mostly_broken_file_is_an_error(tmp_path):
     path = tmp_path / "broken.jsonl"
-    path.write_text((FIXTURES / "rm_bench.jsonl").read_text() + "not json\n")
-    with pytest.raises(ConfigError, match=r"could not read json data from .*broken\.jsonl.*JSON parse error"):
+    good = (FIXTURES / "rm_bench.jsonl").read_text()
+    path.write_text(good + "not json\n")
+    result = load_preference_data("rm_bench", path=str(path), max_bad_fraction=0.9)
+    assert ("rm_bench:broken.jsonl:6", "not valid JSON (Expecting value at column 1)") in result.skipped
+    assert result.n_rows == 6 and len(result.records) == 27
+    path.write_text(good.splitlines()[0] + "\n" + "{torn\n" * 3)
+    with pytest.raises(ConfigError, match=r"3 of 4 rows of .*broken\.jsonl are unusable.*broken\.jsonl:2: not valid"):
         load_preference_data("rm_bench", path=str(path))
 
 
@@ -188,7 +193,8 @@ def test_most_rows_bad_is_a_config_error(tmp_path):
         load_preference_data("rewardbench", path=str(path))
     message = str(err.value)
     assert "mostly_bad.jsonl" in message and "2 of 3 rows" in message
-    assert "rewardbench:7: field 'chosen' is empty" in message and "unknown RewardBench subset 'bogus'" in message
+    assert "rewardbench:7 (mostly_bad.jsonl:2): field 'chosen' is empty" in message
+    assert "unknown RewardBench subset 'bogus'" in message
     # the fixture itself is 2/8 bad: fine at the default, refused at a stricter threshold
     assert len(load_preference_data("rewardbench", path=fixture("rewardbench.jsonl")).records) == 6
     with pytest.raises(ConfigError, match="2 of 8 rows"):
@@ -410,7 +416,7 @@ def test_judgebench_bad_rows(tmp_path):
         ("judgebench:p1", "A", "Math"), ("judgebench:p2", "B", "Math"), ("judgebench:p5", "A", "Coding")]
     assert result.skipped == [("judgebench:p3", "label must be 'A>B' or 'B>A', got 'A=B'"),
                               ("judgebench:p4", "unknown JudgeBench source 'gsm8k'"),
-                              ("judgebench:p1", "duplicate id 'judgebench:p1' (first seen in row 0)")]
+                              ("judgebench:p1", "duplicate id 'judgebench:p1' (first seen in jb.jsonl:1)")]
 
 
 @pytest.mark.skipif(not JUDGEBENCH_DIR.is_dir(), reason=f"the shared JudgeBench files ({JUDGEBENCH_DIR}) are absent")

@@ -1,0 +1,46 @@
+"""Pairwise RLHF at DP = 2 (two gloo processes) against a real HTTP judge: each verdict is asked
+once and cached once, and every run-directory file has one writer.
+
+Both ranks hold the same rollouts, so before this each rank sent the same judge requests
+and appended the same answers to ``judge_cache.jsonl`` (every key twice, twice the server
+load). The judge is the fake OpenAI server of the client tests (its text is not a verdict,
+so every pair scores 0 — the test is about who asks and who writes, not about learning).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nemo_thinkrm.models.tokenizer import tiny_bpe_dir
+from tests.conftest import run_torchrun
+from tests.fake_openai import FakeServer, in_thread
+
+pytestmark = [pytest.mark.dist, pytest.mark.slow]
+
+STEPS, PROMPTS, G = 2, 2, 4
+
+
+def test_dp2_asks_and_caches_each_verdict_once(tiny_hf_dirs, tmp_path):
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": f"What is {i} + 1?"}) + "\n" for i in range(6)))
+    judge_tok = str(tiny_bpe_dir(512))
+    run_dir = tmp_path / "run"
+    with in_thread(FakeServer("judge", model_id=judge_tok)) as judge:
+        run_torchrun("-m nemo_thinkrm", "pairwise-rlhf", "--config-name", "tiny_pairwise_rlhf", f"run_dir={run_dir}",
+                     f"model.hf_path={tiny_hf_dirs['llama']}", f"prompt_path={prompts}",
+                     f"judge.endpoints={judge.url}", f"judge.model={judge_tok}", f"train_iters={STEPS}",
+                     f"prompts_per_step={PROMPTS}", f"group_size={G}", "global_batch_size=8",
+                     "micro_batch_size=4", "checkpoint.save_interval=0")
+    cache = [json.loads(line) for line in (run_dir / "judge_cache.jsonl").read_text().splitlines()]
+    keys = [row["key"] for row in cache]
+    assert len(keys) == len(set(keys)), "a verdict was cached twice"
+    assert judge.generations == len(keys) > 0, (judge.generations, len(keys))  # each asked once, by one rank
+    train = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in train if r.get("kind") == "train"]
+    assert [r["step"] for r in train] == [1, 2]
+    pairs = PROMPTS * G * (G - 1) // 2
+    assert all(r["judge_pairs"] == pairs for r in train)
+    assert sum(r["judge_pairs"] - r["cached_pairs"] for r in train) == len(keys)
+    assert len(list(run_dir.glob("*.log"))) == 1 and len(list(run_dir.glob(".hydra"))) == 1
