@@ -38,6 +38,7 @@ JSON_SUFFIXES: tuple[str, ...] = (".jsonl", ".json", ".jsonl.gz", ".json.gz")
 PARQUET_SUFFIXES: tuple[str, ...] = (".parquet",)
 _GLOB_CHARS = "*?["
 _BLANK_LINE = re.compile(rb"(?:^|\n)[ \t\r]*(?:\n|$)")
+_JSON_ARRAY = re.compile(rb"\s*\[")
 _BLOCK_BYTES = 32 << 20  # pyarrow's JSON block: a row longer than this takes the line-by-line path
 REASONS_SHOWN = 3
 
@@ -192,7 +193,15 @@ def _parquet_rows(file: str) -> list[dict]:
         table = pq.read_table(file)
     except Exception as exc:  # pyarrow raises several types for damaged files
         raise ConfigError(f"{file}: not a readable parquet file ({str(exc).splitlines()[0]})") from None
-    return [row for batch in table.to_batches() for row in batch.to_pylist()]
+    return _table_rows(table)
+
+
+def _table_rows(table: Any) -> list[dict]:
+    """A pyarrow table as plain dicts, nested objects with only their own keys."""
+    rows = [row for batch in table.to_batches() for row in batch.to_pylist()]
+    if any(_has_struct(t) for t in table.schema.types):
+        rows = [{k: _drop_invented_keys(v) for k, v in row.items()} for row in rows]
+    return rows
 
 
 def _fast_json(data: bytes, file: str) -> Optional[list[tuple[int, Optional[int], Any]]]:
@@ -204,18 +213,14 @@ def _fast_json(data: bytes, file: str) -> Optional[list[tuple[int, Optional[int]
     import pyarrow as pa
     import pyarrow.json as pj
 
-    text_start = data.lstrip()[:1]
-    if text_start == b"[" or _has_blank_lines(data):
+    if _is_json_array(data, file) or _has_blank_lines(data):
         return None
     try:
         table = pj.read_json(io.BytesIO(data), read_options=pj.ReadOptions(block_size=_BLOCK_BYTES))
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
         logger.debug("%s: pyarrow refused it (%s)", file, exc)
         return None
-    rows = [row for batch in table.to_batches() for row in batch.to_pylist()]
-    if any(_has_struct(t) for t in table.schema.types):
-        rows = [{k: _drop_invented_keys(v) for k, v in row.items()} for row in rows]
-    return [(i, i + 1, row) for i, row in enumerate(rows)]
+    return [(i, i + 1, row) for i, row in enumerate(_table_rows(table))]
 
 
 def _has_struct(t: Any) -> bool:
@@ -237,6 +242,11 @@ def _drop_invented_keys(value: Any) -> Any:
     return value
 
 
+def _is_json_array(data: bytes, file: str) -> bool:
+    """A ``.json`` file holding one array (``.jsonl`` files are JSON lines, whatever their first line)."""
+    return file.lower().endswith((".json", ".json.gz")) and _JSON_ARRAY.match(data) is not None
+
+
 def _has_blank_lines(data: bytes) -> bool:
     body = data[:-1] if data.endswith(b"\n") else data
     return _BLANK_LINE.search(body) is not None
@@ -245,35 +255,45 @@ def _has_blank_lines(data: bytes) -> bool:
 def _slow_json(data: bytes, file: str, bad: list[tuple[str, str]]) -> list[tuple[int, Optional[int], Any]]:
     """Rows of a JSON-lines file read one line at a time, or of a JSON array file."""
     name = Path(file).name
-    text = data.decode("utf-8", errors="replace")
-    if text.lstrip().startswith("["):
-        try:
-            items = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{file}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
-                              f"a JSON array file cannot be read in part — use JSON lines") from None
-        out = []
-        for i, item in enumerate(items):
-            if isinstance(item, dict):
-                out.append((i, None, item))
-            else:
-                bad.append((f"{name} row {i + 1}", f"a JSON {_kind(item)}, not an object"))
-        return out
+    if _is_json_array(data, file):
+        return _json_array(data, file, bad)
     out, position = [], 0
-    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines(): U+2028 is legal in JSON
-        if not line.strip():
+    for number, raw in enumerate(data.split(b"\n"), start=1):  # bytes: U+2028 inside a string is legal JSON
+        if not raw.strip():
             continue
+        where = f"{name}:{number}"
+        position += 1
         try:
-            item = json.loads(line)
+            item = json.loads(raw.decode("utf-8"))
+        except UnicodeDecodeError as exc:
+            bad.append((where, f"not UTF-8 (byte {exc.start + 1})"))
+            continue
         except json.JSONDecodeError as exc:
-            bad.append((f"{name}:{number}", f"not valid JSON ({exc.msg} at column {exc.colno})"))
-            position += 1
+            bad.append((where, f"not valid JSON ({exc.msg} at column {exc.colno})"))
             continue
         if isinstance(item, dict):
-            out.append((position, number, item))
+            out.append((position - 1, number, item))
         else:
-            bad.append((f"{name}:{number}", f"a JSON {_kind(item)}, not an object"))
-        position += 1
+            bad.append((where, f"a JSON {_kind(item)}, not an object"))
+    return out
+
+
+def _json_array(data: bytes, file: str, bad: list[tuple[str, str]]) -> list[tuple[int, Optional[int], Any]]:
+    try:
+        items = json.loads(data.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{file}: not UTF-8 (byte {exc.start + 1})") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{file}: not valid JSON at line {exc.lineno} column {exc.colno} ({exc.msg}); "
+                          f"a JSON array file cannot be read in part — use JSON lines") from None
+    if not isinstance(items, list):
+        raise ConfigError(f"{file}: a JSON {_kind(items)} at the top level; expected JSON lines or an array")
+    out = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict):
+            out.append((i, None, item))
+        else:
+            bad.append((f"{Path(file).name} row {i + 1}", f"a JSON {_kind(item)}, not an object"))
     return out
 
 

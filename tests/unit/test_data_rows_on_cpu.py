@@ -35,15 +35,17 @@ def test_clean_file_takes_pyarrow_and_keeps_python_values(tmp_path):
 
 def test_torn_and_mistyped_lines_fall_back_to_line_by_line(tmp_path):
     path = tmp_path / "b.jsonl"
-    path.write_text(_jsonl([{"chosen": "a"}, "{not json", "", {"chosen": 5}, "[1, 2]", {"chosen": "x\u2028y"}]))
+    path.write_bytes(_jsonl([{"chosen": "a"}, "{not json", "", {"chosen": 5}, "[1, 2]", {"chosen": "x\u2028y"}]).encode()
+                     + b'{"chosen": "\xff"}\n')
     table = read_rows(str(path))
     assert table.slow_files == [str(path)]
     # the mistyped row reaches the caller as it is (its own check names it); blank lines are not rows
     assert [(r.where, r.data) for r in table] == [("b.jsonl:1", {"chosen": "a"}), ("b.jsonl:4", {"chosen": 5}),
                                                  ("b.jsonl:6", {"chosen": "x\u2028y"})]
     assert table.bad == [("b.jsonl:2", "not valid JSON (Expecting property name enclosed in double quotes at "
-                                       "column 2)"), ("b.jsonl:5", "a JSON array, not an object")]
-    assert table.n_lines == 5
+                                       "column 2)"), ("b.jsonl:5", "a JSON array, not an object"),
+                         ("b.jsonl:7", "not UTF-8 (byte 13)")]
+    assert table.n_lines == 6
     # row indices count bad lines too, so repairing one does not renumber the others
     assert [r.index for r in table] == [0, 2, 4]
 
