@@ -18,7 +18,7 @@ from nemo_thinkrm.checkpoint.atomic import atomic_directory
 from nemo_thinkrm.config.model import ModelConfig, model_config_to_hf
 from nemo_thinkrm.models.hf_io import write_index, write_safetensors_shards
 from nemo_thinkrm.models.hf_mapping import iter_megatron_full_tensors, megatron_to_hf_tensors
-from nemo_thinkrm.runtime.device import torch_dtype
+from nemo_thinkrm.runtime.device import to_host, torch_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ def export_hf(module: torch.nn.Module, cfg: ModelConfig, out: str | Path, *, dty
             items = tqdm(items, desc="exporting tensors", unit="tensor")
         for rule, full in items:
             for name, t in megatron_to_hf_tensors(rule, full, cfg).items():
-                yield name, t.to(tdtype).contiguous()
+                yield name, to_host(t).to(tdtype).contiguous()  # files are written from host memory
 
     with atomic_directory(out, overwrite=overwrite) as tmp:
         weight_map = write_safetensors_shards(tmp, tensors(), max_shard_bytes=max_shard_bytes)

@@ -44,6 +44,7 @@ import torch
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.generation.interface import GenerationConfig, GenerationOutput, GenerationRequest, Generator
+from nemo_thinkrm.runtime.device import to_device, to_host
 
 
 @dataclass
@@ -144,7 +145,8 @@ class MegatronSampler(Generator):
 
         from nemo_thinkrm.models.tp_comm import gather_vocab_logits
 
-        out = self.chunks[0](tokens[:, :int(lengths.max())], None, None)  # [B, S, V/tp]
+        # [B, S, V/tp], on the device
+        out = self.chunks[0](to_device(tokens[:, :int(lengths.max())]), None, None)
         last = out[torch.arange(tokens.shape[0]), lengths - 1].float()
         return gather_vocab_logits(last, self.vocab_size, ps.get_tensor_model_parallel_group())
 
@@ -196,7 +198,8 @@ class MegatronSampler(Generator):
         while not bool(done.all()):
             rows = (~done).nonzero()[:, 0]
             logits = self._next_logits(tokens[rows], lengths[rows])
-            nxt = self._broadcast_tp(self._choose(logits, u[rows, n_gen[rows]]).contiguous())
+            # token choice on the device next to the logits; the chosen ids come back to the host
+            nxt = to_host(self._broadcast_tp(self._choose(logits, to_device(u[rows, n_gen[rows]])).contiguous()))
             is_eos = torch.isin(nxt, self.eos)
             eos_hit[rows] = is_eos
             keep_rows = rows[~is_eos]

@@ -18,7 +18,7 @@ from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.parallel import ParallelConfig
 from nemo_thinkrm.models.layer_spec import Backend, choose_backend, layer_spec_for
-from nemo_thinkrm.runtime.device import compute_device, cuda_available, torch_dtype
+from nemo_thinkrm.runtime.device import cuda_available, place_module, torch_dtype
 
 
 @dataclass
@@ -119,7 +119,7 @@ def build_gpt_model(model: ModelConfig, parallel: ParallelConfig, *,
     _set_rope_frequencies(gpt, model)
     gpt.layer_backend = chosen  # read by the HF mapping (TE fuses norms into linears)
     gpt.thinkrm_model_config = model
-    return gpt.to(compute_device())
+    return place_module(gpt)
 
 
 def _set_rope_frequencies(gpt, model: ModelConfig) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import torch
 
 from nemo_thinkrm.config.model import ModelConfig
+from nemo_thinkrm.runtime.device import to_device, to_host
 
 
 def megatron_logits(module: torch.nn.Module, cfg: ModelConfig, input_ids: torch.Tensor) -> torch.Tensor:
@@ -23,9 +24,9 @@ def megatron_logits(module: torch.nn.Module, cfg: ModelConfig, input_ids: torch.
     was_training = module.training
     module.eval()
     with torch.no_grad():
-        out = module(input_ids, None, None)
+        out = module(to_device(input_ids), None, None)
     module.train(was_training)
-    return gather_vocab_logits(out, cfg.vocab_size, ps.get_tensor_model_parallel_group())
+    return to_host(gather_vocab_logits(out, cfg.vocab_size, ps.get_tensor_model_parallel_group()))
 
 
 def megatron_vs_hf_logits(module: torch.nn.Module, cfg: ModelConfig, hf_dir: str | Path,
@@ -64,4 +65,4 @@ def pipeline_logits(chunks: list[torch.nn.Module], cfg: ModelConfig, input_ids: 
         out = run_microbatches(chunks, [{"input_ids": input_ids}], collect, forward_only=True)
     if not ps.is_pipeline_last_stage():
         return None
-    return gather_vocab_logits(out[0]["logits"], cfg.vocab_size, ps.get_tensor_model_parallel_group())
+    return to_host(gather_vocab_logits(out[0]["logits"], cfg.vocab_size, ps.get_tensor_model_parallel_group()))

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.runtime.device import offload_module, on_accelerator, place_module
 
 logger = logging.getLogger("nemo_thinkrm.policy_rl")
 
@@ -49,9 +50,9 @@ def build_policy(cfg, tokenizer, stop_strings: Optional[list]) -> dict[str, Any]
     _load_initial_weights(ref, cfg)
     for p in ref.parameters():
         p.requires_grad_(False)
-    offload = bool(cfg.offload_reference) and _on_gpu(ref)
+    offload = bool(cfg.offload_reference) and on_accelerator(ref)
     if offload:
-        ref.to("cpu")
+        offload_module(ref)
     eos = sorted({tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer)), tokenizer.eos_token_id} - {None})
     if cfg.rollout_engine == "vllm":
         sampler = _vllm_rollouts(cfg, tokenizer, eos, stop_strings)
@@ -98,27 +99,20 @@ def sample_rollouts(cfg, s: dict[str, Any], requests: list) -> list:
     return samples
 
 
-def _on_gpu(module) -> bool:
-    return any(p.is_cuda for p in module.parameters())
-
-
 @contextmanager
 def reference_model(s: dict[str, Any]) -> Iterator[Any]:
     """The frozen reference, on the GPU only while it is used: with ``offload_reference`` its
     weights (a full model copy, 16 GB for an 8B model in bf16) otherwise sit in host memory,
     which leaves that room to activations and the colocated rollout engine."""
-    import torch
-
     ref = s["ref"]
     if not s.get("ref_offloaded"):
         yield ref
         return
-    ref.to(torch.cuda.current_device())
+    place_module(ref)
     try:
         yield ref
     finally:
-        ref.to("cpu")
-        torch.cuda.empty_cache()
+        offload_module(ref)
 
 
 def run_policy_loop(cfg, s: dict[str, Any], step_fn: Callable[[Any, dict, int], dict[str, float]]

@@ -178,13 +178,14 @@ def validation_loss(chunks, rows: list[PackedRow], cfg: SFTConfig, ctx, to_batch
     from megatron.core import parallel_state as ps
 
     from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
+    from nemo_thinkrm.runtime.device import collective_device
     from nemo_thinkrm.training.engine import reduce_stats, run_microbatches
 
     mine = rows[ctx.dp_rank::ctx.dp_size]
     mb = cfg.micro_batch_size
     n = len(mine) // mb
     # every DP rank must run the same number of micro-batches (collectives inside the schedule)
-    n_all = torch.tensor([n], dtype=torch.long)
+    n_all = torch.tensor([n], dtype=torch.long, device=collective_device())
     if ps.get_data_parallel_world_size() > 1:
         dist.all_reduce(n_all, op=dist.ReduceOp.MIN, group=ps.get_data_parallel_group())
     n = int(n_all)

@@ -16,9 +16,9 @@ micro-batches or DP size — tested in ``tests/dist``.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional
 
 import torch
 
@@ -26,7 +26,7 @@ from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.optim import OptimConfig
 from nemo_thinkrm.config.parallel import ParallelConfig
 from nemo_thinkrm.models.builder import RecomputeConfig, build_gpt_model
-from nemo_thinkrm.runtime.device import cuda_available
+from nemo_thinkrm.runtime.device import collective_device, to_device
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[Batch, torch.Tensor], tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]
@@ -95,7 +95,9 @@ def build_optimizer(chunks: list[torch.nn.Module], optim: OptimConfig, parallel:
 
 
 def _forward_step(loss_fn: LossFn, data_iterator: Iterable[Batch], model: torch.nn.Module):
-    batch = next(data_iterator)  # type: ignore[call-overload]
+    # The device boundary of every training, validation and log-prob forward: trainers build
+    # micro-batches on the host; the loss function sees the same (moved) batch as the model.
+    batch = to_device(next(data_iterator))  # type: ignore[call-overload]
     extra = {"packed_seq_params": batch["packed_seq_params"]} if "packed_seq_params" in batch else {}
     output = model(batch["input_ids"], batch.get("position_ids"), batch.get("attention_mask"),
                    labels=batch.get("labels"), **extra)
@@ -173,9 +175,9 @@ def reduce_stats(stats_list: list[dict[str, torch.Tensor]]) -> dict[str, float]:
     keys = obj[0]
     if not keys:
         return {}
-    vec = torch.zeros(len(keys), dtype=torch.float64)
+    vec = torch.zeros(len(keys), dtype=torch.float64, device=collective_device())  # NCCL: a GPU tensor
     for s in stats_list:
-        vec += torch.stack([s[k].detach().double().reshape(()) for k in keys])
+        vec += torch.stack([s[k].detach().double().reshape(()) for k in keys]).to(vec.device)
     if ps.get_pipeline_model_parallel_world_size() > 1:
         dist.broadcast(vec, src=ps.get_pipeline_model_parallel_last_rank(),
                        group=ps.get_pipeline_model_parallel_group())

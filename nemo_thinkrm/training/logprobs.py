@@ -27,6 +27,7 @@ from typing import Optional
 import torch
 
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.runtime.device import collective_device, to_host
 
 
 def vocab_parallel_logprobs(vocab_parallel_logits: torch.Tensor, labels: torch.Tensor,
@@ -131,8 +132,8 @@ def token_logprobs(chunks: list[torch.nn.Module], input_ids: torch.Tensor, label
     masked and padded positions get log-prob 0. Without it the mask is purely causal,
     which is exact for right-padded batches. Runs in eval mode under ``no_grad``
     (the previous mode is restored). Returns the tensor on the last pipeline stage
-    and None elsewhere, or on every stage with ``broadcast=True``. Call on all ranks
-    of the model-parallel group.
+    and None elsewhere, or on every stage with ``broadcast=True`` — on the host either way.
+    Call on all ranks of the model-parallel group.
     """
     from megatron.core import parallel_state as ps
 
@@ -170,7 +171,7 @@ def token_logprobs(chunks: list[torch.nn.Module], input_ids: torch.Tensor, label
     result = torch.cat([st["logprobs"] for st in stats])[:b] if ps.is_pipeline_last_stage() else None
     if broadcast:
         result = broadcast_from_last_stage(result, (b, s))
-    return result
+    return to_host(result)  # [B, S] floats: the trainers' batches live on the host
 
 
 def broadcast_from_last_stage(tensor: Optional[torch.Tensor], shape: tuple[int, ...]) -> torch.Tensor:
@@ -181,7 +182,9 @@ def broadcast_from_last_stage(tensor: Optional[torch.Tensor], shape: tuple[int, 
     if ps.get_pipeline_model_parallel_world_size() == 1:
         assert tensor is not None
         return tensor
-    buf = tensor.contiguous() if tensor is not None else torch.empty(shape, dtype=torch.float32)
+    device = collective_device()  # NCCL broadcasts GPU tensors only
+    buf = tensor.to(device).contiguous() if tensor is not None else torch.empty(shape, dtype=torch.float32,
+                                                                                  device=device)
     dist.broadcast(buf, src=ps.get_pipeline_model_parallel_last_rank(),
                    group=ps.get_pipeline_model_parallel_group())
     return buf

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
+from nemo_thinkrm.runtime.device import simulate_device
 from nemo_thinkrm.trainers.policy_rl import reference_model
 
 
@@ -17,13 +19,19 @@ class _Recorder(torch.nn.Linear):
         return self
 
 
-def test_offloaded_reference_moves_in_and_out(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
-    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: None)
+@pytest.fixture
+def gpu_named():
+    """compute_device() answers cuda:0 (the arithmetic stays on the CPU)."""
+    simulate_device(torch.device("cuda", 0))
+    yield
+    simulate_device(None)
+
+
+def test_offloaded_reference_moves_in_and_out(gpu_named):
     ref = _Recorder()
     with reference_model({"ref": ref, "ref_offloaded": True}) as model:
-        assert model is ref and ref.moves == ["0"]
-    assert ref.moves == ["0", "cpu"]
+        assert model is ref and ref.moves == ["cuda:0"]
+    assert ref.moves == ["cuda:0", "cpu"]
     try:  # an error inside still puts the weights back on the host
         with reference_model({"ref": ref, "ref_offloaded": True}):
             raise RuntimeError("boom")
