@@ -111,6 +111,13 @@ class SFTConfig(TrainConfig):
             raise ConfigError("data.train_path is required (an SFT JSONL/parquet, e.g. from thinkrm synth)")
         if self.data.over_length not in ("truncate", "drop"):
             raise ConfigError(f"data.over_length={self.data.over_length!r} is not one of ['truncate', 'drop']")
+        cp = self.parallel.context_parallel_size
+        if cp > 1 and self.seq_length % (2 * cp) != 0:
+            raise ConfigError(f"seq_length ({self.seq_length}) must be a multiple of 2 × "
+                              f"parallel.context_parallel_size ({2 * cp}): each CP rank holds 2 chunks of it")
+        if cp > 1 and self.data.packing and self.micro_batch_size != 1:
+            raise ConfigError(f"packed SFT with context parallelism runs one packed row per micro-batch (THD); "
+                              f"set micro_batch_size=1, got {self.micro_batch_size}")
 
 
 
@@ -216,6 +223,9 @@ class PolicyRLConfig(TrainConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.parallel.context_parallel_size > 1:
+            raise ConfigError("parallel.context_parallel_size > 1 is for SFT on long traces; rollouts and "
+                              "log-probs of GRPO / pairwise RLHF are not split over CP ranks — use TP/PP/DP")
         if self.rollout_engine not in ("megatron", "vllm"):
             raise ConfigError(f"rollout_engine={self.rollout_engine!r} is not one of ['megatron', 'vllm']")
         if self.rollout_engine == "vllm" and (self.parallel.tensor_model_parallel_size > 1

@@ -38,13 +38,23 @@ def _positions(sample: TokenizedSample) -> tuple[list[int], list[int], list[int]
     return ids[:-1], ids[1:], mask[1:]
 
 
-def pack_samples(samples: Sequence[TokenizedSample], seq_length: int, pad_id: int) -> list[PackedRow]:
+def _round_up(n: int, multiple: int) -> int:
+    return -(-n // multiple) * multiple
+
+
+def pack_samples(samples: Sequence[TokenizedSample], seq_length: int, pad_id: int,
+                 pad_multiple: int = 1) -> list[PackedRow]:
     """Greedy first-fit in the given order (the order is the epoch's shuffle, so packing
-    is deterministic per epoch); every sample must already fit (``fit_to_length``)."""
+    is deterministic per epoch); every sample must already fit (``fit_to_length``).
+
+    ``pad_multiple`` > 1 pads every sample to a multiple of it (padding positions have
+    segment id 0 and no loss): context parallelism cuts each packed sequence into 2·CP
+    equal chunks (``training/context_parallel.py``).
+    """
     bins: list[list[TokenizedSample]] = []
     space: list[int] = []
     for s in samples:
-        need = len(s.input_ids) - 1
+        need = _round_up(len(s.input_ids) - 1, pad_multiple)
         if need > seq_length:
             raise ValueError(f"sample {s.id} needs {need} positions > seq_length {seq_length}; apply fit_to_length")
         for b, free in enumerate(space):
@@ -55,7 +65,7 @@ def pack_samples(samples: Sequence[TokenizedSample], seq_length: int, pad_id: in
         else:
             bins.append([s])
             space.append(seq_length - need)
-    return [_pack_one(b, seq_length, pad_id) for b in bins]
+    return [_pack_one(b, seq_length, pad_id, pad_multiple) for b in bins]
 
 
 def pad_one(sample: TokenizedSample, seq_length: int, pad_id: int) -> PackedRow:
@@ -63,15 +73,16 @@ def pad_one(sample: TokenizedSample, seq_length: int, pad_id: int) -> PackedRow:
     return _pack_one([sample], seq_length, pad_id)
 
 
-def _pack_one(group: Sequence[TokenizedSample], seq_length: int, pad_id: int) -> PackedRow:
+def _pack_one(group: Sequence[TokenizedSample], seq_length: int, pad_id: int, pad_multiple: int = 1) -> PackedRow:
     row = PackedRow([], [], [], [], [], [])
     for seg, s in enumerate(group, start=1):
         inp, lab, mask = _positions(s)
-        row.input_ids += inp
-        row.labels += lab
-        row.loss_mask += mask
-        row.segment_ids += [seg] * len(inp)
-        row.position_ids += list(range(len(inp)))
+        gap = _round_up(len(inp), pad_multiple) - len(inp)
+        row.input_ids += inp + [pad_id] * gap
+        row.labels += lab + [pad_id] * gap
+        row.loss_mask += mask + [0] * gap
+        row.segment_ids += [seg] * len(inp) + [0] * gap
+        row.position_ids += list(range(len(inp))) + [0] * gap
         row.sample_ids.append(s.id)
     pad = seq_length - len(row.input_ids)
     row.input_ids += [pad_id] * pad
@@ -107,8 +118,13 @@ def block_causal_mask(segment_ids: torch.Tensor) -> torch.Tensor:
     return (~allowed).unsqueeze(1)
 
 
-def packed_seq_params(segment_ids: torch.Tensor):
-    """Transformer Engine THD metadata for a micro-batch of one packed row (GPU path)."""
+def packed_seq_params(segment_ids: torch.Tensor, pad_multiple: int = 1):
+    """Transformer Engine THD metadata for a micro-batch of one packed row (GPU path).
+
+    With ``pad_multiple`` > 1 (rows from ``pack_samples(..., pad_multiple)``) the sequences
+    sit at padded offsets: ``cu_seqlens`` holds the real lengths, ``cu_seqlens_*_padded``
+    the offsets, the last one stretched to the row's end (which context parallelism splits too).
+    """
     from megatron.core.packed_seq_params import PackedSeqParams
 
     if segment_ids.shape[0] != 1:
@@ -119,8 +135,16 @@ def packed_seq_params(segment_ids: torch.Tensor):
     cu = torch.zeros(len(lengths) + 1, dtype=torch.int32, device=seg.device)
     cu[1:] = torch.cumsum(lengths, 0)
     max_len = int(lengths.max()) if len(lengths) else 0
-    return PackedSeqParams(qkv_format="thd", cu_seqlens_q=cu, cu_seqlens_kv=cu, max_seqlen_q=max_len,
-                           max_seqlen_kv=max_len)
+    if pad_multiple == 1:
+        return PackedSeqParams(qkv_format="thd", cu_seqlens_q=cu, cu_seqlens_kv=cu, max_seqlen_q=max_len,
+                               max_seqlen_kv=max_len)
+    padded = -(-lengths // pad_multiple) * pad_multiple
+    cu_padded = torch.zeros_like(cu)
+    cu_padded[1:] = torch.cumsum(padded, 0)
+    cu_padded[-1] = seg.shape[0]
+    return PackedSeqParams(qkv_format="thd", cu_seqlens_q=cu, cu_seqlens_kv=cu, cu_seqlens_q_padded=cu_padded,
+                           cu_seqlens_kv_padded=cu_padded, max_seqlen_q=int(padded.max()) if len(padded) else 0,
+                           max_seqlen_kv=int(padded.max()) if len(padded) else 0)
 
 
 def padding_waste(rows: Sequence[PackedRow]) -> float:

@@ -36,6 +36,8 @@ class ParallelContext:
     pp_rank: int
     dp_size: int
     dp_rank: int
+    cp_size: int = 1
+    cp_rank: int = 0
 
     @property
     def is_first_stage(self) -> bool:
@@ -104,6 +106,7 @@ def current_context() -> ParallelContext:
         tp_size=ps.get_tensor_model_parallel_world_size(), tp_rank=ps.get_tensor_model_parallel_rank(),
         pp_size=ps.get_pipeline_model_parallel_world_size(), pp_rank=ps.get_pipeline_model_parallel_rank(),
         dp_size=ps.get_data_parallel_world_size(), dp_rank=ps.get_data_parallel_rank(),
+        cp_size=ps.get_context_parallel_world_size(), cp_rank=ps.get_context_parallel_rank(),
     )
 
 

@@ -34,6 +34,8 @@ class EpochPlan:
     seed: int
     packing: bool
     global_batch: int
+    pad_multiple: int = 1
+    """Pad each packed sample to a multiple of this (2 × CP, so every sequence splits evenly)."""
 
     def __post_init__(self) -> None:
         self._cache: dict[int, list[PackedRow]] = {}
@@ -42,7 +44,7 @@ class EpochPlan:
         if epoch not in self._cache:
             g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
             order = [self.samples[i] for i in torch.randperm(len(self.samples), generator=g).tolist()]
-            self._cache[epoch] = (pack_samples(order, self.seq_length, self.pad_id) if self.packing
+            self._cache[epoch] = (pack_samples(order, self.seq_length, self.pad_id, self.pad_multiple) if self.packing
                                   else [pad_one(s, self.seq_length, self.pad_id) for s in order])
         return self._cache[epoch]
 
@@ -120,7 +122,9 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
         raise ConfigError(f"tokenizer has {len(tokenizer)} tokens but model.vocab_size is {cfg.model.vocab_size}")
     ctx = init_distributed(cfg.parallel, cfg.model, seed=cfg.seed)
     train, val, data_report = prepare_samples(cfg, tokenizer)
-    plan = EpochPlan(train, cfg.seq_length, tokenizer.pad_token_id, cfg.seed, cfg.data.packing, cfg.global_batch_size)
+    pad_multiple = 2 * ctx.cp_size if ctx.cp_size > 1 else 1
+    plan = EpochPlan(train, cfg.seq_length, tokenizer.pad_token_id, cfg.seed, cfg.data.packing, cfg.global_batch_size,
+                     pad_multiple)
     if cfg.num_epochs:
         cfg.train_iters = sum(plan.steps_in(e) for e in range(cfg.num_epochs))
         logger.info("%d epochs = %d steps", cfg.num_epochs, cfg.train_iters)
@@ -137,15 +141,10 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     configure_for_training(chunks)
     optimizer, scheduler = build_optimizer(chunks, cfg.optim, cfg.parallel, cfg.model.params_dtype, cfg.train_iters)
     n_mb = cfg.microbatches_per_rank(ctx.dp_size)
-    thd = cuda_available() and getattr(unwrap(chunks[0]), "layer_backend", "local") == "te"
+    te = cuda_available() and getattr(unwrap(chunks[0]), "layer_backend", "local") == "te"
 
     def to_batch(rows: list[PackedRow]) -> dict:
-        batch = collate(rows, build_mask=not thd)
-        if thd:
-            from nemo_thinkrm.data.packing import packed_seq_params
-
-            batch["packed_seq_params"] = packed_seq_params(batch["segment_ids"])
-        return batch
+        return make_batch(rows, te=te, cp_size=ctx.cp_size, cp_rank=ctx.cp_rank, pad_multiple=pad_multiple)
 
     def batches_for_step(step: int, state) -> list[dict]:
         epoch, start = plan.locate(step)
@@ -170,6 +169,26 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     log.close()
     return {"data": data_report, "padding_waste": waste, "steps": len(history),
             "final_loss": history[-1]["loss"] if history else None}
+
+
+def make_batch(rows: list[PackedRow], *, te: bool, cp_size: int = 1, cp_rank: int = 0,
+               pad_multiple: int = 1) -> dict:
+    """One micro-batch (host tensors) as this rank's model needs it.
+
+    Local layers (CPU): the block-diagonal mask. Transformer Engine: no dense mask — a
+    packed row goes as THD (``cu_seqlens``), single-sample rows under TE's causal mask.
+    Then this CP rank's share of every sequence (``training/context_parallel.py``).
+    """
+    from nemo_thinkrm.data.packing import packed_seq_params
+    from nemo_thinkrm.training.context_parallel import split_batch
+
+    batch = collate(rows, build_mask=not te)
+    if te and any(len(r.sample_ids) > 1 for r in rows):  # a causal mask alone would mix the samples
+        if len(rows) != 1:
+            raise ConfigError(f"packed SFT on Transformer Engine (THD) takes one packed row per micro-batch; "
+                              f"set micro_batch_size=1, got {len(rows)}")
+        batch["packed_seq_params"] = packed_seq_params(batch["segment_ids"], pad_multiple)
+    return split_batch(batch, cp_size, cp_rank)
 
 
 def validation_loss(chunks, rows: list[PackedRow], cfg: SFTConfig, ctx, to_batch) -> float:

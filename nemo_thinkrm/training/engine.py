@@ -159,7 +159,8 @@ def train_step(chunks: list[torch.nn.Module], optimizer, scheduler, microbatches
 
 
 def reduce_stats(stats_list: list[dict[str, torch.Tensor]]) -> dict[str, float]:
-    """Sum each stat over micro-batches, then over DP ranks; broadcast from the last PP stage.
+    """Sum each stat over micro-batches, then over data- and context-parallel ranks (a CP rank's
+    stats cover its share of each sequence); broadcast from the last PP stage.
 
     Every rank returns the same dict, so any rank may log it.
     """
@@ -181,6 +182,6 @@ def reduce_stats(stats_list: list[dict[str, torch.Tensor]]) -> dict[str, float]:
     if ps.get_pipeline_model_parallel_world_size() > 1:
         dist.broadcast(vec, src=ps.get_pipeline_model_parallel_last_rank(),
                        group=ps.get_pipeline_model_parallel_group())
-    if ps.get_data_parallel_world_size() > 1:
-        dist.all_reduce(vec, group=ps.get_data_parallel_group())
+    if ps.get_data_parallel_world_size(with_context_parallel=True) > 1:
+        dist.all_reduce(vec, group=ps.get_data_parallel_group(with_context_parallel=True))
     return {k: float(v) for k, v in zip(keys, vec.tolist())}

@@ -3,6 +3,7 @@ unpacked (one sample per row, padded) run's over the same tokens (fp32, ≤1e-5 
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
@@ -22,7 +23,8 @@ def _loss(model, batch):
     return float(s), int(n)
 
 
-def test_packed_equals_unpacked(megatron_single):
+@pytest.mark.parametrize("pad_multiple", [1, 8])  # 8: samples padded for CP=4 (padding between segments)
+def test_packed_equals_unpacked(megatron_single, pad_multiple):
     tok = load_tokenizer(TokenizerConfig())
     samples = [tokenize_record(r, tok, True) for r in builtin_arithmetic("builtin:arithmetic:12").records]
     from nemo_thinkrm.runtime.distributed import seed_all
@@ -31,7 +33,8 @@ def test_packed_equals_unpacked(megatron_single):
     # init 0.3: attention sharp enough that a leaked segment visibly moves the loss
     model = build_gpt_model(tiny_model_config("llama", init_std=0.3), ParallelConfig()).eval()
     seq = max(len(s.input_ids) for s in samples) * 3
-    packed = pack_samples(samples, seq, tok.pad_token_id)
+    seq = -(-seq // 8) * 8
+    packed = pack_samples(samples, seq, tok.pad_token_id, pad_multiple)
     assert len(packed) < len(samples) and max(len(r.sample_ids) for r in packed) >= 2
     ps, pn = _loss(model, collate(packed))
     us, un = 0.0, 0
