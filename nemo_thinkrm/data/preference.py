@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, TypedDict
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.data.rows import REASONS_SHOWN, read_rows
+from nemo_thinkrm.data.rows import REASONS_SHOWN, check_bad_fraction, read_rows
 
 if TYPE_CHECKING:  # adapters imports this module; the loader imports it lazily
     from nemo_thinkrm.data.adapters import Adapter
@@ -422,11 +422,8 @@ def _enforce_quality(adapter: "Adapter", origin: str, books: _Books, max_bad_fra
         raise ConfigError(f"{adapter.name}: {origin} has no rows")
     if books.skipped:
         first = books.first_skipped()
-        if len(books.skipped) / books.n_rows > max_bad_fraction:
-            raise ConfigError(
-                f"{adapter.name}: {len(books.skipped)} of {books.n_rows} rows of {origin} are unusable "
-                f"(more than max_bad_fraction={max_bad_fraction}); is this the right adapter and field_map? "
-                f"First reasons: {first}")
+        check_bad_fraction(len(books.skipped), books.n_rows, max_bad_fraction, adapter.name, first,
+                           hint="check data.name (the adapter) and data.field_map", origin=origin)
         logger.warning("%s: skipped %d of %d rows of %s as bad; first reasons: %s",
                        adapter.name, len(books.skipped), books.n_rows, origin, first)
     if not books.records:

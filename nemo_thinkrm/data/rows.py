@@ -303,10 +303,12 @@ def _kind(value: Any) -> str:
 
 
 def check_bad_fraction(n_bad: int, n_total: int, max_bad_fraction: float, what: str, first_reasons: str,
-                       hint: str = "") -> None:
-    """ConfigError when more than ``max_bad_fraction`` of ``n_total`` rows are bad (or there are no rows)."""
+                       hint: str = "", origin: str = "") -> None:
+    """ConfigError when more than ``max_bad_fraction`` of ``n_total`` rows are bad (or there are no rows):
+    most rows bad means the wrong file, adapter or field map, not a dirty dataset."""
+    of = f" of {origin}" if origin else ""
     if n_total == 0:
-        raise ConfigError(f"{what} has no rows")
+        raise ConfigError(f"{what}: {origin} has no rows" if origin else f"{what} has no rows")
     if n_bad / n_total > max_bad_fraction:
-        raise ConfigError(f"{what}: {n_bad} of {n_total} rows are unusable (more than max_bad_fraction="
+        raise ConfigError(f"{what}: {n_bad} of {n_total} rows{of} are unusable (more than max_bad_fraction="
                           f"{max_bad_fraction}){'; ' + hint if hint else ''}. First reasons: {first_reasons}")
