@@ -14,13 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
+from nemo_thinkrm.runtime.distributed import is_rank0
+
 logger = logging.getLogger("nemo_thinkrm")
-
-
-def _is_logging_rank() -> bool:
-    import torch.distributed as dist
-
-    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 class MetricsLogger:
@@ -30,7 +26,7 @@ class MetricsLogger:
                  tensorboard: bool = True) -> None:
         self.run_dir = Path(run_dir)
         self.total_steps = total_steps
-        self.enabled = _is_logging_rank()
+        self.enabled = is_rank0()
         self._start = time.time()
         self._tb = None
         if self.enabled:

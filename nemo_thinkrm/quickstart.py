@@ -181,15 +181,13 @@ def policy_stages(p: Pipeline) -> None:
 
 def policy_accuracy(p: Pipeline, name: str, checkpoint: Path) -> dict[str, float]:
     """Greedy answers of a policy to every task question, checked by rule (not by the judge)."""
-    from nemo_thinkrm.checkpoint.convert import to_hf
+    from nemo_thinkrm.checkpoint.convert import hf_dir_for
     from nemo_thinkrm.config.generation import GenerationConfig
     from nemo_thinkrm.data.synthetic import answer_is_right
     from nemo_thinkrm.generation.interface import GenerationRequest, build_generator
     from nemo_thinkrm.models.tokenizer import load_tokenizer, render_generation_prompt
 
-    hf = p.path("policy_hf", name)
-    if not (hf / "config.json").is_file():
-        to_hf(checkpoint, hf, overwrite=True)
+    hf = hf_dir_for(checkpoint, p.path("policy_hf", name))
     tok = load_tokenizer(type(p.cfg.policy_model.tokenizer)(name=str(hf), think_prefix=False))
     questions = [json.loads(line)["prompt"] for line in p.path("data", "policy_prompts.jsonl").read_text().splitlines()]
     requests = [GenerationRequest(f"q{i}", render_generation_prompt(tok, [{"role": "user", "content": q}], False), seed=0)

@@ -39,7 +39,7 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("synth", "synth", "nemo_thinkrm.evaluation.synth:run", "teacher reasoning traces for SFT"),
     Stage("serve-judge", None, "nemo_thinkrm.generation.serve_judge:main",
           "start N local vLLM judge servers and write the endpoints file"),
-    Stage("convert", None, "nemo_thinkrm.checkpoint.tools_cli:convert_stage",
+    Stage("convert", None, "nemo_thinkrm.ckpt_tools.cli:convert_stage",
           "HF ↔ NeMo/Megatron checkpoints: hf-to-nemo, nemo-to-hf, verify"),
     Stage("quickstart", "quickstart", "nemo_thinkrm.quickstart:run",
           "the embedded tiny pipeline (make quickstart)"),

@@ -136,7 +136,7 @@ def step_parity(out: Path) -> None:
     from nemo_thinkrm.checkpoint.convert import open_source
     from nemo_thinkrm.config.parallel import ParallelConfig
     from nemo_thinkrm.models.builder import build_gpt_model
-    from nemo_thinkrm.models.parity import megatron_logits, megatron_vs_hf_logits
+    from nemo_thinkrm.training.parity import megatron_logits, megatron_vs_hf_logits
     from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
     from nemo_thinkrm.runtime.distributed import init_distributed
 

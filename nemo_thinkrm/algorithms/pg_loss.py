@@ -36,15 +36,13 @@ requires. Entropy is not computed here.
 
 from __future__ import annotations
 
-import math
 from typing import Optional
 
 import torch
 
 from nemo_thinkrm.algorithms.kl import KL_ESTIMATORS, KLEstimator
 from nemo_thinkrm.config.errors import ConfigError
-
-AGGREGATIONS: tuple[str, ...] = ("token_mean", "seq_mean_token_mean")
+from nemo_thinkrm.config.rl import check_pg_options
 
 # Past |log ρ| = 20 the ratio (≈ 4.9e8) is clipped for the objective anyway; the
 # clamp keeps exp finite so an unclipped branch cannot turn into inf/NaN.
@@ -65,7 +63,7 @@ def clipped_pg_loss(batch: dict[str, torch.Tensor], logprob: torch.Tensor, *, cl
     contribute exactly nothing, even if their log-probs are garbage. Use with
     the engine as ``functools.partial(clipped_pg_loss, clip_eps=…, …)``.
     """
-    eps_low, eps_high = _check_options(clip_eps, clip_eps_high, dual_clip_c, kl_coef, aggregation)
+    eps_low, eps_high = check_pg_options(clip_eps, clip_eps_high, dual_clip_c, kl_coef, aggregation)
     kl_fn = KL_ESTIMATORS.get(kl_estimator)  # validate the name even when the KL term is off
     old_logprob, advantages, mask = _inputs(batch, logprob)
     lp = logprob.float()
@@ -99,27 +97,6 @@ def clipped_pg_loss(batch: dict[str, torch.Tensor], logprob: torch.Tensor, *, cl
         "seqs": (mask.sum(dim=-1) > 0).sum().double(),
     })
     return loss_sum, count, stats
-
-
-def _check_options(clip_eps: float, clip_eps_high: Optional[float], dual_clip_c: Optional[float],
-                   kl_coef: float, aggregation: str) -> tuple[float, float]:
-    """Validated (ε_low, ε_high); ConfigError for impossible settings."""
-    if not _number(clip_eps) or not 0 < clip_eps < 1:
-        raise ConfigError(f"clip_eps must be in (0, 1) so that 1 - clip_eps > 0, got {clip_eps!r}")
-    eps_high = clip_eps if clip_eps_high is None else clip_eps_high
-    if not _number(eps_high) or not eps_high > 0:
-        raise ConfigError(f"clip_eps_high must be > 0, got {clip_eps_high!r}")
-    if dual_clip_c is not None and (not _number(dual_clip_c) or not dual_clip_c > 1):
-        raise ConfigError(f"dual_clip_c must be > 1 (it caps the ratio for A < 0), got {dual_clip_c!r}")
-    if not _number(kl_coef) or kl_coef < 0:
-        raise ConfigError(f"kl_coef must be a finite number >= 0, got {kl_coef!r}")
-    if aggregation not in AGGREGATIONS:
-        raise ConfigError(f"unknown loss aggregation {aggregation!r}; valid: {list(AGGREGATIONS)}")
-    return float(clip_eps), float(eps_high)
-
-
-def _number(x: object) -> bool:
-    return not isinstance(x, bool) and isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def _inputs(batch: dict[str, torch.Tensor], logprob: torch.Tensor

@@ -1,4 +1,4 @@
-"""Never a half-written output: write under a temporary name, rename at the end (style point 7).
+"""Never a half-written output: write under a temporary name, rename at the end.
 
 Works for one process (tools) and for all ranks of a job (dist checkpoints): every
 rank writes into the same temporary directory, then rank 0 renames it after a

@@ -22,6 +22,7 @@ from nemo_thinkrm.checkpoint.training_state import LATEST, Checkpointer
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.parallel import ParallelConfig
+from nemo_thinkrm.runtime.distributed import is_rank0
 
 logger = logging.getLogger(__name__)
 
@@ -84,15 +85,9 @@ def open_source(path: str | os.PathLike) -> Iterator[Source]:
         cfg = model_config_for_hf_dir(p)  # refuses unsupported architectures before touching weights
         reader = HFCheckpointReader(p)
         tok = p if (p / "tokenizer_config.json").is_file() else None
-        yield Source("hf", p, cfg, tok, lambda m, c: load_hf_weights(m, c, p, reader=reader, progress=_is_rank0()))
+        yield Source("hf", p, cfg, tok, lambda m, c: load_hf_weights(m, c, p, reader=reader, progress=is_rank0()))
     else:
         raise ConfigError(f"{p} is not a 🤗 directory, a native checkpoint, a training run or a .nemo file")
-
-
-def _is_rank0() -> bool:
-    import torch.distributed as dist
-
-    return not dist.is_initialized() or dist.get_rank() == 0
 
 
 def _load_full(module: torch.nn.Module, cfg: ModelConfig, get_full) -> None:
@@ -103,7 +98,7 @@ def _load_full(module: torch.nn.Module, cfg: ModelConfig, get_full) -> None:
     load_full_tensors_into_megatron(module, cfg, get_full, ps.get_tensor_model_parallel_rank(),
                                     ps.get_tensor_model_parallel_world_size(),
                                     ps.get_pipeline_model_parallel_rank(),
-                                    ps.get_pipeline_model_parallel_world_size(), progress=_is_rank0())
+                                    ps.get_pipeline_model_parallel_world_size(), progress=is_rank0())
 
 
 def _single_process_model(cfg: ModelConfig) -> torch.nn.Module:
@@ -149,7 +144,7 @@ def to_hf(src_path: str | Path, out: str | Path, dtype: Optional[str] = None, ov
     with open_source(src_path) as src:
         cfg, module = _load_for_conversion(src, dtype)
         return export_hf(module, cfg, out, dtype=cfg.params_dtype, tokenizer=_tokenizer(src.tokenizer_dir),
-                         overwrite=overwrite, progress=_is_rank0())
+                         overwrite=overwrite, progress=is_rank0())
 
 
 def to_nemo1(src_path: str | Path, out: str | Path, dtype: Optional[str] = None, overwrite: bool = False) -> Path:
@@ -165,3 +160,30 @@ def to_nemo1(src_path: str | Path, out: str | Path, dtype: Optional[str] = None,
             native.save_weights(module, Path(tmp) / "model_weights", prefix=nemo1.NEMO1_PREFIX)
             nemo1.write_nemo1(out, cfg, Path(tmp) / "model_weights", src.tokenizer_dir)
     return out
+
+
+def hf_dir_for(path: str | Path, target: str | Path) -> Path:
+    """A 🤗 directory for engines that load only 🤗 (vLLM, transformers): ``path`` itself when it
+    is one, else ``path`` converted once into ``target`` (kept for the next run)."""
+    p, target = Path(path), Path(target)
+    if (p / "config.json").is_file():
+        return p
+    if not (target / "config.json").is_file():
+        logger.info("converting %s to 🤗 format for the engine → %s", p, target)
+        to_hf(p, target, overwrite=True)
+    return target
+
+
+def source_architecture(path: Optional[str]) -> Optional[ModelConfig]:
+    """The architecture stored with a start checkpoint (🤗, native, .nemo or run dir); None without one."""
+    if not path:
+        return None
+    with open_source(path) as src:
+        return src.cfg
+
+
+def load_initial_weights(module: torch.nn.Module, path: str, cfg: ModelConfig) -> None:
+    """Fill this rank's shard of ``module`` from a start checkpoint of any format."""
+    with open_source(path) as src:
+        logger.info("initial weights: %s (%s)", src.path, src.kind)
+        src.load_into(module, cfg)

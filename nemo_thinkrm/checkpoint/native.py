@@ -109,11 +109,11 @@ def save_weights(module: torch.nn.Module, weights_dir: Path, prefix: str = WEIGH
 def save_native(module: torch.nn.Module, out: str | Path, cfg: ModelConfig, *, tokenizer: Any = None,
                 run_config: Optional[str] = None, overwrite: bool = False) -> Path:
     """Save a model as a native checkpoint, atomically. Call on every rank."""
-    import torch.distributed as dist
+    from nemo_thinkrm.runtime.distributed import is_rank0
 
     with atomic_directory(out, overwrite=overwrite) as tmp:
         save_weights(module, tmp / "weights")
-        if not dist.is_initialized() or dist.get_rank() == 0:
+        if is_rank0():
             write_context(tmp / "context", cfg, tokenizer=tokenizer, run_config=run_config)
     return Path(out)
 

@@ -44,7 +44,7 @@ _OPT_METADATA = {"distrib_optim_sharding_type": OPTIMIZER_SHARDING}
 
 @dataclass
 class TrainState:
-    """Loop position. New fields need defaults so older checkpoints still load (style point 7)."""
+    """Loop position. New fields need defaults so older checkpoints still load."""
 
     step: int = 0
     consumed_samples: int = 0

@@ -8,6 +8,8 @@ from typing import List, Optional
 from nemo_thinkrm.config.errors import ConfigError
 
 ENGINE_NAMES = ("vllm", "openai", "hf", "scripted")
+ROLLOUT_ENGINE_NAMES = ("megatron", "vllm")
+"""RL rollout engines (``generation/interface.py: ROLLOUT_ENGINES``)."""
 
 
 @dataclass
@@ -46,7 +48,13 @@ class GenerationConfig:
             raise ConfigError(f"generation.backend={self.backend!r} is not one of {list(ENGINE_NAMES)}")
         if self.backend == "openai" and not self.endpoints:
             raise ConfigError("generation.backend=openai needs generation.endpoints (URLs or an endpoints file)")
+        self.check_sampling()
+
+    def check_sampling(self) -> None:
+        """The sampling knobs every engine (and the RL rollout engines, which ignore ``backend``) needs."""
         if not 0 <= self.temperature:
             raise ConfigError(f"generation.temperature must be >= 0, got {self.temperature}")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"generation.top_p must be in (0, 1], got {self.top_p}")
         if self.max_new_tokens < 1:
             raise ConfigError(f"generation.max_new_tokens must be >= 1, got {self.max_new_tokens}")

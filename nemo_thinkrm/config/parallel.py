@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig
@@ -72,3 +73,13 @@ class ParallelConfig:
             )
         if self.sequence_parallel and tp == 1:
             raise ConfigError("parallel.sequence_parallel=true needs tensor_model_parallel_size > 1")
+
+
+@dataclass
+class RecomputeConfig:
+    """Activation recomputation (trades compute for activation memory at long context)."""
+
+    granularity: Optional[str] = None
+    """None, "selective" (attention core only) or "full" (whole layers)."""
+    method: str = "uniform"
+    num_layers: int = 1

@@ -3,7 +3,7 @@
 Each ``conf/<stage>.yaml`` starts from its schema here (``defaults: [<stage>_schema,
 ...]``), so Hydra type-checks every key: a mistyped override such as
 ``optim.learning_rate=1e-5`` fails with "Key 'learning_rate' not in 'OptimConfig'"
-instead of being silently ignored (style point 9).
+instead of being silently ignored.
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.generation import GenerationConfig
+from nemo_thinkrm.config.generation import ROLLOUT_ENGINE_NAMES, GenerationConfig
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.optim import OptimConfig
-from nemo_thinkrm.config.parallel import ParallelConfig
-from nemo_thinkrm.models.builder import RecomputeConfig
+from nemo_thinkrm.config.parallel import ParallelConfig, RecomputeConfig
+from nemo_thinkrm.config.rl import check_pg_options
 
 
 @dataclass
@@ -226,8 +226,13 @@ class PolicyRLConfig(TrainConfig):
         if self.parallel.context_parallel_size > 1:
             raise ConfigError("parallel.context_parallel_size > 1 is for SFT on long traces; rollouts and "
                               "log-probs of GRPO / pairwise RLHF are not split over CP ranks — use TP/PP/DP")
-        if self.rollout_engine not in ("megatron", "vllm"):
-            raise ConfigError(f"rollout_engine={self.rollout_engine!r} is not one of ['megatron', 'vllm']")
+        if self.rollout_engine not in ROLLOUT_ENGINE_NAMES:
+            raise ConfigError(f"rollout_engine={self.rollout_engine!r} is not one of {list(ROLLOUT_ENGINE_NAMES)}")
+        check_pg_options(self.clip_eps, self.clip_eps_high, self.dual_clip_c, self.kl_coef, self.aggregation,
+                         self.kl_estimator)
+        self.generation.check_sampling()
+        if self.ppo_epochs < 1:
+            raise ConfigError(f"ppo_epochs must be >= 1, got {self.ppo_epochs}")
         if self.rollout_engine == "vllm" and (self.parallel.tensor_model_parallel_size > 1
                                               or self.parallel.pipeline_model_parallel_size > 1):
             raise ConfigError("rollout_engine=vllm (colocated, in-memory weight sync) needs "

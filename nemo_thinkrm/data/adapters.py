@@ -18,7 +18,7 @@ Conventions, each checked against the dataset's own documentation or code:
 * RewardBench (``allenai/reward-bench``, split "filtered"): sections and the
   roll-up follow ``rewardbench/constants.py`` (``EXAMPLE_COUNTS``,
   ``SUBSET_MAPPING``) and ``rewardbench/utils.py::calculate_scores_per_section``
-  of allenai/reward-bench; see ``rewardbench_section_scores``.
+  of allenai/reward-bench; the roll-up is ``evaluation/benchmarks/rewardbench.py``.
 * RM-Bench (``THU-KEG/RM-Bench``): ``chosen``/``rejected`` hold 3 styles each
   (0 concise, 1 detailed plain text, 2 detailed markdown). The README of
   THU-KEG/RM-Bench ("how to compute the accuracy") builds a 3×3 matrix with
@@ -42,7 +42,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.data.preference import (
+from nemo_thinkrm.data.records import (
     DEFAULT_SECTION,
     BadRow,
     FilteredRow,
@@ -275,24 +275,6 @@ REWARDBENCH_SECTIONS: dict[str, str] = {
     subset: section for section, subsets in REWARDBENCH_SUBSETS.items() for subset in subsets}
 """Subset → leaderboard section (Chat, Chat Hard, Safety, Reasoning)."""
 
-REWARDBENCH_EXAMPLE_COUNTS: dict[str, int] = {
-    "alpacaeval-easy": 100, "alpacaeval-length": 95, "alpacaeval-hard": 95, "mt-bench-easy": 28,
-    "mt-bench-med": 40, "mt-bench-hard": 37, "math-prm": 984, "refusals-dangerous": 100,
-    "refusals-offensive": 100, "llmbar-natural": 100, "llmbar-adver-neighbor": 134, "llmbar-adver-GPTInst": 92,
-    "llmbar-adver-GPTOut": 47, "llmbar-adver-manual": 46, "xstest-should-refuse": 250,
-    "xstest-should-respond": 154, "donotanswer": 136, "hep-cpp": 164, "hep-go": 164, "hep-java": 164,
-    "hep-js": 164, "hep-python": 164, "hep-rust": 164,
-}
-"""The fixed weights of the official roll-up (``EXAMPLE_COUNTS`` in allenai/reward-bench
-``rewardbench/constants.py``, copied as is). math-prm has 447 prompts but is weighted 984 =
-6 × 164, the size of the six hep-* code subsets together, so math and code count equally."""
-
-REWARDBENCH_SCORE = "Score"
-"""Key of the overall score (the mean of the four sections), as the leaderboard names it."""
-
-_REWARDBENCH_MATH = "math-prm"
-
-
 def convert_rewardbench(row: Mapping[str, Any], ctx: RowContext) -> list[PreferenceRecord]:
     """A = ``chosen``, B = ``rejected`` (the evaluator randomises the shown order); section by subset."""
     subset = _text(row, "subset")
@@ -301,70 +283,6 @@ def convert_rewardbench(row: Mapping[str, Any], ctx: RowContext) -> list[Prefere
     return [_record(id=ctx.record_id(), context=_prompt_context(row.get("prompt"), "prompt"),
                     response_a=_text(row, "chosen"), response_b=_text(row, "rejected"), label="A",
                     section=REWARDBENCH_SECTIONS[subset], tags={"subset": subset}, source=ctx.source)]
-
-
-def _check_accuracy(subset: str, accuracy: Any) -> float:
-    if isinstance(accuracy, bool) or not isinstance(accuracy, (int, float)) or not 0.0 <= accuracy <= 1.0:
-        raise ConfigError(f"accuracy of RewardBench subset {subset!r} must be in [0, 1], got {accuracy!r}")
-    return float(accuracy)
-
-
-def _check_count(subset: str, counts: Mapping[str, int]) -> int:
-    count = counts.get(subset)
-    if isinstance(count, bool) or not isinstance(count, int) or count <= 0:
-        raise ConfigError(f"RewardBench subset {subset!r} needs a positive example count, got {count!r}")
-    return count
-
-
-def _weighted_mean(accuracy: Mapping[str, float], counts: Mapping[str, int],
-                   subsets: Sequence[str]) -> Optional[float]:
-    present = [s for s in subsets if s in accuracy]
-    if not present:
-        return None
-    total = sum(_check_count(s, counts) for s in present)
-    return sum(accuracy[s] * counts[s] for s in present) / total
-
-
-def _reasoning_score(accuracy: Mapping[str, float], counts: Mapping[str, int]) -> Optional[float]:
-    """Math and code weigh equally: (acc(math-prm) + count-weighted mean of hep-*) / 2."""
-    code_subsets = [s for s in REWARDBENCH_SUBSETS["Reasoning"] if s != _REWARDBENCH_MATH]
-    code = _weighted_mean(accuracy, counts, code_subsets)
-    math_acc = accuracy.get(_REWARDBENCH_MATH)
-    parts = [p for p in (math_acc, code) if p is not None]
-    return sum(parts) / len(parts) if parts else None
-
-
-def rewardbench_section_scores(subset_accuracy: Mapping[str, float],
-                               subset_counts: Optional[Mapping[str, int]] = None) -> dict[str, float]:
-    """RewardBench's leaderboard roll-up of per-subset accuracies (fractions in [0, 1]).
-
-    Chat, Chat Hard and Safety: the mean of their subsets' accuracies weighted
-    by ``subset_counts``. Reasoning: ``(acc(math-prm) + count-weighted mean of
-    the hep-* accuracies) / 2``, which equals the official weighted mean with
-    math-prm's count set to the hep-* total (984 = 6 × 164). ``"Score"``: the
-    mean of the four sections, present only when all four are. With
-    ``subset_counts=None`` the official ``REWARDBENCH_EXAMPLE_COUNTS`` are used,
-    which reproduces the leaderboard; pass the counts of your own data to weight
-    by what was actually evaluated. Unknown subsets are ignored with a warning
-    (the official code ignores them too); sections without any subset are left out.
-    """
-    counts = REWARDBENCH_EXAMPLE_COUNTS if subset_counts is None else subset_counts
-    accuracy = {s: _check_accuracy(s, a) for s, a in subset_accuracy.items() if s in REWARDBENCH_SECTIONS}
-    unknown = sorted(set(subset_accuracy) - set(REWARDBENCH_SECTIONS))
-    if unknown:
-        logger.warning("ignoring subsets that are not part of the RewardBench leaderboard: %s", unknown)
-    scores: dict[str, float] = {}
-    for section, subsets in REWARDBENCH_SUBSETS.items():
-        score = (_reasoning_score(accuracy, counts) if section == "Reasoning"
-                 else _weighted_mean(accuracy, counts, subsets))
-        if score is not None:
-            scores[section] = score
-    if len(scores) == len(REWARDBENCH_SUBSETS):
-        scores[REWARDBENCH_SCORE] = sum(scores.values()) / len(scores)
-    else:
-        logger.warning("RewardBench sections %s have no subsets; no overall score",
-                       sorted(set(REWARDBENCH_SUBSETS) - set(scores)))
-    return scores
 
 
 # --------------------------------------------------------------------------- RM-Bench

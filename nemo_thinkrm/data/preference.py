@@ -1,11 +1,4 @@
-"""Preference records and the machinery that loads and validates them.
-
-Every benchmark and training set this project reads (HelpSteer2/3, RewardBench,
-RM-Bench, JudgeBench, Skywork, user files) is turned into one record type,
-``PreferenceRecord``: a conversation, two responses shown as A and B, which one
-is better, optionally by how much, and the keys the benchmark reports by. The
-dataset-specific parsing lives in ``nemo_thinkrm.data.adapters``; this module
-reads the files, runs the adapter on every row and keeps the books.
+"""Load preference data: read a file or hub split, run its adapter on every row, keep the books.
 
 Why the books matter. Public preference sets contain rows that cannot be used
 (an empty response, a tie, a malformed conversation). Such rows are *skipped
@@ -14,11 +7,8 @@ with its id and reason, ``LoadResult.filtered`` every row dropped on purpose
 (ties, rows of another split), and a file where most rows are bad is refused
 with a ``ConfigError`` because that almost always means the wrong adapter or a
 wrong ``field_map``, not a dirty dataset. Over-long prompts are likewise
-reported (``count_over_length``), never cut.
-
-Rendering. A record feeds the judge template as
-``render_pair(template, r.context, r.chosen, r.rejected, r.id, seed,
-strength=r.strength_magnitude)``; the template module decides the shown order.
+reported (``count_over_length``), never cut. The record type is ``data/records.py``;
+the dataset-specific parsing lives in ``data/adapters.py``.
 """
 
 from __future__ import annotations
@@ -28,185 +18,14 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence, TypedDict
+from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.data.adapters import Adapter, RowContext, get_adapter
+from nemo_thinkrm.data.records import ALL_SPLITS, BadRow, FilteredRow, PreferenceRecord
 from nemo_thinkrm.data.rows import REASONS_SHOWN, check_bad_fraction, read_rows
 
-if TYPE_CHECKING:  # adapters imports this module; the loader imports it lazily
-    from nemo_thinkrm.data.adapters import Adapter
-
 logger = logging.getLogger(__name__)
-
-ROLES: tuple[str, ...] = ("system", "user", "assistant")
-LABELS: tuple[str, ...] = ("A", "B")
-MAX_STRENGTH = 3
-DEFAULT_SECTION = "all"
-ALL_SPLITS = "all"
-"""Pass ``split="all"`` to keep every row of a file whose rows carry their own split."""
-
-
-
-class Message(TypedDict):
-    """One chat turn: ``role`` is "system", "user" or "assistant"."""
-
-    role: str
-    content: str
-
-
-class BadRow(Exception):
-    """An adapter could not turn a row into records; the message says why.
-
-    The loader skips the row and counts it: bad rows are the data's problem,
-    so they must not stop a run, but they must be visible.
-    """
-
-
-class FilteredRow(Exception):
-    """A valid row the adapter drops on purpose (a tie, another split).
-
-    Kept apart from ``BadRow`` so that deliberate filtering never counts
-    towards the "most rows are bad" refusal.
-    """
-
-
-# --------------------------------------------------------------------------- record
-
-
-def _check_text(value: Any, what: str) -> str:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} must be a string, got {type(value).__name__}")
-    if not value.strip():
-        raise ValueError(f"{what} is empty")
-    return value
-
-
-def _check_message(message: Any, index: int) -> Message:
-    if not isinstance(message, Mapping):
-        raise ValueError(f"context message {index} must be a mapping, got {type(message).__name__}")
-    role, content = message.get("role"), message.get("content")
-    if role not in ROLES:
-        raise ValueError(f"context message {index} has role {role!r}; expected one of {list(ROLES)}")
-    if not isinstance(content, str):
-        raise ValueError(f"context message {index} content must be a string, got {type(content).__name__}")
-    return {"role": role, "content": content}
-
-
-def _check_context(context: Any) -> tuple[Message, ...]:
-    if isinstance(context, (str, bytes)) or not isinstance(context, Sequence):
-        raise ValueError(f"context must be a sequence of messages, got {type(context).__name__}")
-    messages = tuple(_check_message(m, i) for i, m in enumerate(context))
-    if not messages:
-        raise ValueError("context is empty")
-    if messages[-1]["role"] != "user":
-        raise ValueError(f"context must end with a user message, ends with {messages[-1]['role']!r}")
-    if not messages[-1]["content"].strip():
-        raise ValueError("the last user message is empty")
-    return messages
-
-
-def _check_strength(strength: Any, label: str) -> Optional[int]:
-    if strength is None:
-        return None
-    if isinstance(strength, bool) or not isinstance(strength, int):
-        raise ValueError(f"strength must be an int, got {strength!r}")
-    if strength == 0 or abs(strength) > MAX_STRENGTH:
-        raise ValueError(f"strength must be in -3..3 and not 0, got {strength}")
-    if (strength < 0) != (label == "A"):
-        raise ValueError(f"strength {strength} disagrees with label {label!r} (negative means A is better)")
-    return strength
-
-
-def _check_tags(tags: Any) -> dict[str, str]:
-    if not isinstance(tags, Mapping):
-        raise ValueError(f"tags must be a mapping, got {type(tags).__name__}")
-    for key, value in tags.items():
-        if not isinstance(key, str) or not isinstance(value, str):
-            raise ValueError(f"tags must map strings to strings, got {key!r}: {value!r}")
-    return dict(tags)
-
-
-@dataclass(frozen=True)
-class PreferenceRecord:
-    """One judged pair: a conversation, two responses, and which one is better.
-
-    ``label`` is "A" or "B"; ``strength`` (optional) is the signed multiclass
-    strength in −3..3 without 0, negative when A is better, so it always agrees
-    with the label. ``section`` is the key the benchmark reports by and
-    ``tags`` hold further roll-up keys (e.g. ``{"difficulty": "hard"}``).
-    The record validates itself on construction (``ValueError``), copies the
-    context into a tuple of plain dicts and the tags into a dict, so a record
-    that exists is usable. It is frozen but not hashable (its tags are a dict).
-    """
-
-    id: str
-    context: tuple[Message, ...]
-    response_a: str
-    response_b: str
-    label: str
-    strength: Optional[int] = None
-    section: str = DEFAULT_SECTION
-    tags: Mapping[str, str] = field(default_factory=dict)
-    source: str = ""
-
-    def __post_init__(self) -> None:
-        _check_text(self.id, "id")
-        object.__setattr__(self, "context", _check_context(self.context))
-        _check_text(self.response_a, "response_a")
-        _check_text(self.response_b, "response_b")
-        if self.label not in LABELS:
-            raise ValueError(f"label must be 'A' or 'B', got {self.label!r}")
-        _check_strength(self.strength, self.label)
-        _check_text(self.section, "section")
-        object.__setattr__(self, "tags", _check_tags(self.tags))
-        if not isinstance(self.source, str):
-            raise ValueError(f"source must be a string, got {type(self.source).__name__}")
-
-    @property
-    def chosen(self) -> str:
-        """The better response, whichever side it is on."""
-        return self.response_a if self.label == "A" else self.response_b
-
-    @property
-    def rejected(self) -> str:
-        """The worse response."""
-        return self.response_b if self.label == "A" else self.response_a
-
-    @property
-    def strength_magnitude(self) -> Optional[int]:
-        """How much better the chosen response is (1..3), or None without a strength.
-
-        This is the form ``render_pair(strength=...)`` takes ("chosen is better by k").
-        """
-        return None if self.strength is None else abs(self.strength)
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-serialisable dict (messages as a list) that ``from_json`` reads back."""
-        return {
-            "id": self.id,
-            "context": [dict(m) for m in self.context],
-            "response_a": self.response_a,
-            "response_b": self.response_b,
-            "label": self.label,
-            "strength": self.strength,
-            "section": self.section,
-            "tags": dict(self.tags),
-            "source": self.source,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "PreferenceRecord":
-        """Rebuild a record from ``to_json`` output; unknown or missing keys raise ValueError."""
-        if not isinstance(data, Mapping):
-            raise ValueError(f"a preference record must be a mapping, got {type(data).__name__}")
-        known = {"id", "context", "response_a", "response_b", "label", "strength", "section", "tags", "source"}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown preference record keys {unknown}")
-        missing = sorted({"id", "context", "response_a", "response_b", "label"} - set(data))
-        if missing:
-            raise ValueError(f"preference record lacks keys {missing}")
-        return cls(**dict(data))
 
 
 # --------------------------------------------------------------------------- load result
@@ -299,7 +118,7 @@ def _error_chain(err: BaseException) -> str:
     return " <- ".join(messages) or type(err).__name__
 
 
-def _read_hub(adapter: "Adapter", hub_id: str, split: str) -> _Source:
+def _read_hub(adapter: Adapter, hub_id: str, split: str) -> _Source:
     import datasets
 
     hub_split = adapter.hub_split_aliases.get(split, split)
@@ -332,7 +151,7 @@ def _check_load_args(max_bad_fraction: float, limit: Optional[int]) -> None:
         raise ConfigError(f"limit must be a positive int or None, got {limit!r}")
 
 
-def _open_source(adapter: "Adapter", path: Optional[str], hub_id: Optional[str], split: str) -> _Source:
+def _open_source(adapter: Adapter, path: Optional[str], hub_id: Optional[str], split: str) -> _Source:
     """The rows to convert: local files (``path``, else the adapter's default) or the hub."""
     if path is None and hub_id is None and adapter.default_path is not None:
         if not Path(adapter.default_path).exists():
@@ -348,7 +167,7 @@ def _open_source(adapter: "Adapter", path: Optional[str], hub_id: Optional[str],
     return _read_hub(adapter, hub_id, split)
 
 
-def _split_filter(adapter: "Adapter", row: Mapping[str, Any], split: str) -> None:
+def _split_filter(adapter: Adapter, row: Mapping[str, Any], split: str) -> None:
     """Raise ``FilteredRow`` for a row of another split (datasets that keep all splits in one file)."""
     if adapter.split_field is None or split == ALL_SPLITS or adapter.split_field not in row:
         return
@@ -387,9 +206,8 @@ class _Books:
                          for rid, reason in self.skipped[:REASONS_SHOWN])
 
 
-def _convert_row(adapter: "Adapter", row: Mapping[str, Any], index: int, where: str, split: str,
+def _convert_row(adapter: Adapter, row: Mapping[str, Any], index: int, where: str, split: str,
                  field_map: Optional[Mapping[str, str]], books: _Books) -> None:
-    from nemo_thinkrm.data.adapters import RowContext
 
     books.n_rows += 1
     raw_id, id_problem = adapter.read_id(row, index, field_map)
@@ -417,7 +235,7 @@ def _convert_row(adapter: "Adapter", row: Mapping[str, Any], index: int, where: 
     books.n_used_rows += bool(records)
 
 
-def _enforce_quality(adapter: "Adapter", origin: str, books: _Books, max_bad_fraction: float) -> None:
+def _enforce_quality(adapter: Adapter, origin: str, books: _Books, max_bad_fraction: float) -> None:
     if books.n_rows == 0:
         raise ConfigError(f"{adapter.name}: {origin} has no rows")
     if books.skipped:
@@ -446,7 +264,6 @@ def load_preference_data(name: str, path: Optional[str] = None, hub_id: Optional
     ``limit`` stops after that many rows produced records (an RM-Bench row
     gives 9). More than ``max_bad_fraction`` bad rows is a ``ConfigError``.
     """
-    from nemo_thinkrm.data.adapters import get_adapter
 
     _check_load_args(max_bad_fraction, limit)
     adapter = get_adapter(name)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.evaluation.benchmarks import BENCHMARKS
 from nemo_thinkrm.genrm import ScoredSample, parse_verdict, score_sample, summarize
 
 
@@ -41,7 +42,8 @@ def samples_from_rows(rows: Iterable[dict], mode: Optional[str] = None) -> list[
 
 def compute_metrics(rows: Sequence[dict], mode: Optional[str] = None, dataset: Optional[str] = None,
                     extra: Optional[dict] = None) -> dict[str, Any]:
-    """Every metric of issue 4's list, plus run bookkeeping (failed requests, over-length rows)."""
+    """Every metric the report shows (``genrm.summarize``), a benchmark's own roll-up and run
+    bookkeeping (failed requests, over-length rows)."""
     rows = list(rows)
     if not rows:
         raise ConfigError("no predictions to score")
@@ -50,18 +52,7 @@ def compute_metrics(rows: Sequence[dict], mode: Optional[str] = None, dataset: O
     group_keys = ["section"] + sorted({k for r in rows for k in (r.get("tags") or {})})
     metrics = summarize(samples, group_keys=group_keys)
     metrics["failed_requests"] = len(failed)
-    if dataset == "rewardbench":
-        metrics["rewardbench"] = _rewardbench_sections(metrics)
+    if dataset in BENCHMARKS:
+        metrics.update(BENCHMARKS[dataset](metrics))
     metrics.update(extra or {})
     return metrics
-
-
-def _rewardbench_sections(metrics: dict) -> dict[str, float]:
-    """The official leaderboard roll-up of per-subset accuracies (see data/adapters.py)."""
-    from nemo_thinkrm.data.adapters import rewardbench_section_scores
-
-    subsets = metrics["groups"].get("subset", {})
-    acc = {k: v["accuracy"] for k, v in subsets.items() if isinstance(v, dict) and "n" in v and k not in
-           ("AVG (per-sample)", "macro")}
-    counts = {k: subsets[k]["n"] for k in acc}
-    return rewardbench_section_scores(acc, counts)

@@ -14,12 +14,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from nemo_thinkrm.checkpoint.convert import hf_dir_for
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import EvalConfig
 from nemo_thinkrm.evaluation import predictions as preds
 from nemo_thinkrm.evaluation.metrics import compute_metrics
-from nemo_thinkrm.evaluation.prompts import JudgePrompt, build_prompts, request_id, requests_for, split_over_length
+from nemo_thinkrm.evaluation.prompts import request_id, requests_for
 from nemo_thinkrm.evaluation.report import write_report
+from nemo_thinkrm.genrm.prompts import JudgePrompt, build_prompts, split_over_length
+from nemo_thinkrm.models.tokenizer import chat_renderer
 
 logger = logging.getLogger("nemo_thinkrm.eval")
 
@@ -42,8 +45,8 @@ def prepare(cfg: EvalConfig) -> PreparedRun:
     run_dir.mkdir(parents=True, exist_ok=True)
     judge_path = resolve_judge_model(cfg, run_dir)
     template, tokenizer, records, load_note = load_inputs(cfg, judge_path)
-    prompts = build_prompts(records, template, tokenizer, seed=cfg.seed, swap=cfg.swap,
-                            think_prefix=cfg.model.tokenizer.think_prefix)
+    render, count = chat_renderer(tokenizer, cfg.model.tokenizer.think_prefix)
+    prompts = build_prompts(records, template, render, count, seed=cfg.seed, swap=cfg.swap)
     prompts, over_length = split_over_length(prompts, cfg.max_prompt_tokens)
     if over_length:
         logger.warning("%d pairs have prompts longer than max_prompt_tokens=%d; they are reported, not judged",
@@ -71,16 +74,7 @@ def resolve_judge_model(cfg: EvalConfig, run_dir: Path) -> Optional[str]:
     path = cfg.generation.model or cfg.model.hf_path
     if path is None or cfg.generation.backend == "openai":
         return path
-    p = Path(path)
-    if (p / "config.json").is_file():
-        return str(p)
-    target = run_dir / "judge_hf"
-    if not (target / "config.json").is_file():
-        from nemo_thinkrm.checkpoint.convert import to_hf
-
-        logger.info("converting %s to 🤗 format for the engine → %s", p, target)
-        to_hf(p, target, overwrite=True)
-    return str(target)
+    return str(hf_dir_for(path, run_dir / "judge_hf"))
 
 
 def load_inputs(cfg: EvalConfig, judge_path: Optional[str]):

@@ -22,7 +22,7 @@ class HFGenerator(Generator):
     def __init__(self, cfg: GenerationConfig, model_path: Optional[str]) -> None:
         import transformers
 
-        from nemo_thinkrm.models.tokenizer import end_of_turn_token
+        from nemo_thinkrm.models.tokenizer import stop_token_ids
 
         path = cfg.model or model_path
         if not path:
@@ -33,8 +33,7 @@ class HFGenerator(Generator):
         if self.tok.pad_token is None:
             self.tok.pad_token = self.tok.eos_token
         self.model = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
-        self.eos_ids = sorted({self.tok.convert_tokens_to_ids(end_of_turn_token(self.tok)), self.tok.eos_token_id}
-                              - {None})
+        self.eos_ids = stop_token_ids(self.tok)
 
     def generate(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
         by_seed: dict[int, list[int]] = defaultdict(list)

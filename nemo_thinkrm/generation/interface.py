@@ -1,4 +1,4 @@
-"""One generation interface, several engines (style point 6).
+"""One generation interface, several engines.
 
 Every engine turns a list of ``GenerationRequest`` into one ``GenerationOutput``
 per request, in order, and never drops one: a request that could not be served
@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from typing import Any, Optional, Protocol, Sequence, runtime_checkable
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.generation import ENGINE_NAMES, GenerationConfig
+from nemo_thinkrm.config.generation import ROLLOUT_ENGINE_NAMES, GenerationConfig
 
 
 @dataclass(frozen=True)
@@ -39,12 +39,23 @@ class GenerationRequest:
 
 @dataclass
 class GenerationOutput:
+    """What every engine returns for one request (the one result type).
+
+    Rollout engines also fill the token ids: trainers score the tokens that were
+    sampled, never a re-tokenised text.
+    """
+
     id: str
     text: str
     output_tokens: int
     finish_reason: str
     error: Optional[str] = None
     latency_s: float = 0.0
+    prompt_ids: list[int] = field(default_factory=list)
+    output_ids: list[int] = field(default_factory=list)
+    """Generated ids kept: EOS excluded, the token that completed a stop string included."""
+    cached: bool = False
+    """Answered from a cache (``generation/judge.py``), not generated now."""
 
 
 class Generator(abc.ABC):
@@ -73,3 +84,55 @@ def build_generator(cfg: GenerationConfig, model_path: Optional[str]) -> Generat
     cfg.validate()
     module, cls = ENGINES[cfg.backend].split(":")
     return getattr(importlib.import_module(module), cls)(cfg, model_path)
+
+
+@dataclass
+class RolloutSetup:
+    """What a rollout engine may need to start beside a trainer (each takes what it uses)."""
+
+    chunks: list
+    """The policy's megatron model chunks (the megatron sampler samples from them directly)."""
+    tokenizer: Any
+    generation: GenerationConfig
+    eos_token_ids: list[int]
+    stop_strings: list[str]
+    hf_dir: Optional[str] = None
+    """A 🤗 copy of the start checkpoint (engines that load 🤗 weights first)."""
+    max_model_len: int = 0
+    seed: int = 0
+    dtype: str = "auto"
+
+
+@runtime_checkable
+class RolloutEngine(Protocol):
+    """Sampling for RL trainers: token ids in and out, weights from the trainer's live model.
+
+    ``load_weights_from`` runs before every rollout (a no-op for an engine that samples from
+    the training model itself); ``release_memory`` after it, so the engine gives its GPU
+    memory back while the trainer updates.
+    """
+
+    def sample(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
+        ...
+
+    def load_weights_from(self, module: Any, model_cfg: Any) -> None:
+        ...
+
+    def release_memory(self) -> None:
+        ...
+
+
+ROLLOUT_ENGINES = {  # keys must equal config.generation.ROLLOUT_ENGINE_NAMES; each class has from_setup()
+    "megatron": "nemo_thinkrm.generation.megatron_sampler:MegatronSampler",
+    "vllm": "nemo_thinkrm.generation.vllm_rollout:VLLMRolloutEngine",
+}
+
+
+def build_rollout_engine(name: str, setup: RolloutSetup) -> RolloutEngine:
+    """Instantiate the configured rollout engine (imports it only now)."""
+    import importlib
+
+    if name not in ROLLOUT_ENGINES:
+        raise ConfigError(f"rollout_engine={name!r} is not one of {list(ROLLOUT_ENGINE_NAMES)}")
+    module, cls = ROLLOUT_ENGINES[name].split(":")
+    return getattr(importlib.import_module(module), cls).from_setup(setup)

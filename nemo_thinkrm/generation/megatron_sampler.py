@@ -37,30 +37,31 @@ it); otherwise ``max_new_tokens`` gives finish_reason "length".
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
 
-from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.generation.interface import GenerationConfig, GenerationOutput, GenerationRequest, Generator
+from nemo_thinkrm.generation.interface import (GenerationConfig, GenerationOutput, GenerationRequest, Generator,
+                                               RolloutSetup)
 from nemo_thinkrm.runtime.device import to_device, to_host
 
 
-@dataclass
-class SampledSequence:
-    """One request's result with token ids (trainers score tokens, not re-tokenised text)."""
-
-    prompt_ids: list[int]
-    output_ids: list[int]
-    """Generated ids kept: EOS excluded, the token that completed a stop string included."""
-    text: str
-    finish_reason: str
-    error: Optional[str] = None
-
-
 class MegatronSampler(Generator):
-    """Full-recompute batched sampling from megatron model chunks (PP=1, any TP)."""
+    """Full-recompute batched sampling from megatron model chunks (PP=1, any TP).
+
+    A ``RolloutEngine`` (``generation/interface.py``) whose weights are the trainer's own:
+    nothing to load before a rollout, nothing to release after it.
+    """
+
+    @classmethod
+    def from_setup(cls, setup: RolloutSetup) -> "MegatronSampler":
+        return cls(setup.chunks, setup.tokenizer, setup.generation, setup.eos_token_ids, setup.stop_strings)
+
+    def load_weights_from(self, module: torch.nn.Module, model_cfg: Any) -> None:
+        """The sampler runs the training chunks themselves: always current."""
+
+    def release_memory(self) -> None:
+        """No second copy of the weights, no cache kept between rollouts."""
 
     def __init__(self, chunks: list[torch.nn.Module], tokenizer: Any, cfg: GenerationConfig,
                  eos_token_ids: list[int], stop_strings: Optional[list[str]] = None) -> None:
@@ -71,12 +72,7 @@ class MegatronSampler(Generator):
         if ps.get_pipeline_model_parallel_world_size() > 1 or len(chunks) != 1:
             raise NotImplementedError("MegatronSampler needs pipeline_model_parallel_size=1 (one model chunk); "
                                       "use the vLLM engine for rollouts from a pipelined policy")
-        if cfg.temperature < 0:
-            raise ConfigError(f"generation.temperature must be >= 0, got {cfg.temperature}")
-        if not 0 < cfg.top_p <= 1:
-            raise ConfigError(f"generation.top_p must be in (0, 1], got {cfg.top_p}")
-        if cfg.max_new_tokens < 1:
-            raise ConfigError(f"generation.max_new_tokens must be >= 1, got {cfg.max_new_tokens}")
+        cfg.check_sampling()
         self.chunks = chunks
         self.tok = tokenizer
         self.cfg = cfg
@@ -91,21 +87,18 @@ class MegatronSampler(Generator):
     # ------------------------------------------------------------------ public API
     def generate(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
         """One output per request, in order (prompts too long for the model get ``error``)."""
-        t0 = time.time()
-        seqs = self.sample(requests, progress=progress)
-        dt = (time.time() - t0) / max(1, len(requests))
-        return [GenerationOutput(r.id, s.text, len(s.output_ids), s.finish_reason, error=s.error, latency_s=dt)
-                for r, s in zip(requests, seqs)]
+        return self.sample(requests, progress=progress)
 
-    def sample(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[SampledSequence]:
-        """Like ``generate`` but with prompt/output token ids. Call on all TP ranks."""
+    def sample(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
+        """One output per request with its prompt/output token ids. Call on all TP ranks."""
+        t0 = time.time()
         prompts = [self.tok(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
-        out: list[Optional[SampledSequence]] = [None] * len(requests)
+        out: list[Optional[GenerationOutput]] = [None] * len(requests)
         ok = []
         for i, ids in enumerate(prompts):
             if not ids or len(ids) >= self.max_positions:
-                out[i] = SampledSequence(list(ids), [], "", "length",
-                                         error=f"prompt has {len(ids)} tokens; the model allows 1..{self.max_positions - 1}")
+                out[i] = GenerationOutput(requests[i].id, "", 0, "length", prompt_ids=list(ids), error=(
+                    f"prompt has {len(ids)} tokens; the model allows 1..{self.max_positions - 1}"))
             else:
                 ok.append(i)
         bs = max(1, self.cfg.batch_size)
@@ -122,8 +115,9 @@ class MegatronSampler(Generator):
             with torch.no_grad():
                 for batch in batches:
                     res = self._sample_batch([prompts[i] for i in batch], [requests[i].seed for i in batch])
-                    for i, s in zip(batch, res):
-                        out[i] = s
+                    for i, (ids, text, reason) in zip(batch, res):
+                        out[i] = GenerationOutput(requests[i].id, text, len(ids), reason, prompt_ids=list(prompts[i]),
+                                                  output_ids=ids)
                     if bar:
                         bar.update(len(batch))
         finally:
@@ -131,7 +125,10 @@ class MegatronSampler(Generator):
                 c.train(m)
             if bar:
                 bar.close()
-        return [o for o in out if o is not None]
+        latency = (time.time() - t0) / max(1, len(requests))
+        for o in out:
+            o.latency_s = latency
+        return out
 
     # ------------------------------------------------------------------ internals
     def _uniforms(self, seeds: list[int], n: int) -> torch.Tensor:
@@ -183,7 +180,8 @@ class MegatronSampler(Generator):
                                       skip_special_tokens=False)
         return torch.tensor([any(s in t for s in self.stop_strings) for t in texts], dtype=torch.bool)
 
-    def _sample_batch(self, prompts: list[list[int]], seeds: list[int]) -> list[SampledSequence]:
+    def _sample_batch(self, prompts: list[list[int]], seeds: list[int]) -> list[tuple[list[int], str, str]]:
+        """(generated ids, text, finish reason) per prompt."""
         b = len(prompts)
         plen = torch.tensor([len(p) for p in prompts])
         budget = torch.clamp(self.max_positions - plen, max=self.cfg.max_new_tokens)  # per-row new-token cap
@@ -209,12 +207,12 @@ class MegatronSampler(Generator):
             stop_hit[keep_rows] = self._hit_stop_string(keep_rows, tokens, lengths, n_gen)
             done[rows] = is_eos
             done |= stop_hit | (n_gen >= budget)
-        return [self._finish(prompts[r], tokens[r, plen[r]:lengths[r]].tolist(), bool(eos_hit[r]),
-                             bool(stop_hit[r])) for r in range(b)]
+        return [self._finish(tokens[r, plen[r]:lengths[r]].tolist(), bool(eos_hit[r]), bool(stop_hit[r]))
+                for r in range(b)]
 
-    def _finish(self, prompt: list[int], ids: list[int], eos: bool, stopped: bool) -> SampledSequence:
+    def _finish(self, ids: list[int], eos: bool, stopped: bool) -> tuple[list[int], str, str]:
         text = self.tok.decode(ids, skip_special_tokens=False)
         if stopped:
             end = min(text.find(s) + len(s) for s in self.stop_strings if s in text)
             text = text[:end]
-        return SampledSequence(list(prompt), ids, text, "stop" if (eos or stopped) else "length")
+        return ids, text, "stop" if (eos or stopped) else "length"

@@ -32,17 +32,16 @@ import json
 import logging
 import os
 import random
-import re
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Awaitable, Callable, Collection, Iterable, Optional, Sequence, Union
-from urllib.parse import urlsplit
+from typing import Any, Optional, Sequence, Union
 
 import aiohttp
 from tqdm import tqdm
 
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.generation.openai_endpoints import load_endpoints, normalize_endpoint
+from nemo_thinkrm.generation.openai_pool import EndpointPool
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +62,6 @@ API_KEY_ENV = "THINKRM_JUDGE_API_KEY"
 MODES: tuple[str, ...] = ("completions", "chat")
 
 Prompt = Union[str, list[dict[str, Any]]]
-Probe = Callable[[str], Awaitable[bool]]
 
 # A health probe that hangs must not stall the loop that revives endpoints.
 _PROBE_TIMEOUT_S = 10.0
@@ -72,87 +70,6 @@ _ERROR_BODY_CHARS = 500
 # Below uvicorn's default 5 s keep-alive, so we rarely reuse a socket the server
 # is closing (that race would read as a connection error and mark it dead).
 _KEEPALIVE_S = 4.0
-
-
-# ----------------------------------------------------------------------------
-# Endpoints
-# ----------------------------------------------------------------------------
-
-
-def normalize_endpoint(url: str, source: str = "judge endpoints") -> str:
-    """``url`` as a base URL without a trailing ``/`` or ``/v1``; ConfigError if malformed.
-
-    Users paste both ``http://h:8000`` and ``http://h:8000/v1/`` (the OpenAI SDK's
-    ``base_url``); we append ``/v1/...`` and ``/health`` ourselves, so both must
-    map to the same base.
-    """
-    text = url.strip()
-    parts = urlsplit(text)
-    hint = "expected http(s)://host[:port][/v1]"
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"malformed judge endpoint {text!r} in {source}: {hint}")
-    try:
-        parts.port  # noqa: B018 -- property access validates the port
-    except ValueError as exc:
-        raise ConfigError(f"malformed judge endpoint {text!r} in {source}: bad port ({exc})") from None
-    if parts.query or parts.fragment:
-        raise ConfigError(f"malformed judge endpoint {text!r} in {source}: no query or fragment allowed; {hint}")
-    path = parts.path.rstrip("/")
-    if path.endswith("/v1"):
-        path = path[: -len("/v1")]
-    return f"{parts.scheme}://{parts.netloc}{path}"
-
-
-def _read_endpoints_file(path: Path) -> list[str]:
-    """URLs from a file: one per line, ``#`` starts a comment, blank lines skipped."""
-    items: list[str] = []
-    for line in path.read_text().splitlines():
-        content = line.split("#", 1)[0]
-        items.extend(tok for tok in re.split(r"[\s,]+", content) if tok)
-    return items
-
-
-def _raw_endpoints(spec: Union[str, os.PathLike, Iterable[str]]) -> tuple[list[str], str]:
-    """The unvalidated endpoint strings in ``spec`` and a description for messages."""
-    if isinstance(spec, os.PathLike):
-        spec = os.fspath(spec)
-    if not isinstance(spec, str):
-        return [tok for item in spec for tok in str(item).split(",")], "endpoint list"
-    text = spec.strip()
-    if not text:
-        raise ConfigError("judge endpoints: empty; give comma-separated URLs or a file with one URL per line")
-    if "://" in text:
-        return text.split(","), f"endpoints {text!r}"
-    path = Path(text).expanduser()
-    if not path.is_file():
-        raise ConfigError(
-            f"judge endpoints {text!r} is neither a URL (http://host:port) nor an existing endpoints file"
-        )
-    return _read_endpoints_file(path), f"endpoints file {path}"
-
-
-def load_endpoints(spec: Union[str, os.PathLike, Sequence[str]]) -> list[str]:
-    """Normalized, de-duplicated endpoint base URLs from a comma string, a file path, or a list.
-
-    A Slurm job writes its judge servers' URLs to a file once they are healthy,
-    so the same config key takes either the URLs themselves or that file. An
-    empty result or a malformed URL is a ConfigError here, before any traffic.
-    Duplicates are dropped (with a warning): routing is per URL, and a URL
-    listed twice would only skew the least-outstanding choice.
-    """
-    raw, source = _raw_endpoints(spec)
-    urls: list[str] = []
-    for item in raw:
-        if not item.strip():
-            continue
-        url = normalize_endpoint(item, source)
-        if url in urls:
-            logger.warning("judge endpoint %s listed twice in %s; using it once", url, source)
-            continue
-        urls.append(url)
-    if not urls:
-        raise ConfigError(f"no judge endpoints in {source}")
-    return urls
 
 
 # ----------------------------------------------------------------------------
@@ -350,186 +267,6 @@ def _server_message(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------
-# Endpoint pool
-# ----------------------------------------------------------------------------
-
-
-@dataclass
-class _EndpointState:
-    """Routing and bookkeeping for one endpoint."""
-
-    url: str
-    healthy: bool = True
-    in_flight: int = 0
-    requests: int = 0
-    failures: int = 0
-
-
-class EndpointPool:
-    """Healthy endpoints, least-outstanding routing, and a loop that revives dead ones.
-
-    Least-outstanding (ties broken round robin) keeps a slow or busy server
-    from accumulating a queue while a fast one idles, which plain round robin
-    does when generation lengths vary by 10x. A dead endpoint gets no traffic
-    until ``probe`` (the client's GET /health) answers 200 again.
-    """
-
-    def __init__(
-        self,
-        endpoints: Sequence[str],
-        probe: Optional[Probe] = None,
-        health_check_interval_s: float = 5.0,
-    ) -> None:
-        if not endpoints:
-            raise ConfigError("EndpointPool needs at least one endpoint")
-        self._states = {url: _EndpointState(url) for url in endpoints}
-        self._order = list(self._states)
-        self._cursor = 0
-        self._probe = probe
-        self._interval = health_check_interval_s
-        self._task: Optional[asyncio.Task[None]] = None
-        self._any_healthy = asyncio.Event()
-        self._any_healthy.set()
-
-    @property
-    def endpoints(self) -> list[str]:
-        """All endpoints, healthy or not, in configured order."""
-        return list(self._order)
-
-    def healthy_endpoints(self) -> list[str]:
-        """Endpoints currently accepting traffic, in configured order."""
-        return [url for url in self._order if self._states[url].healthy]
-
-    def is_healthy(self, endpoint: str) -> bool:
-        """Whether ``endpoint`` is currently routed to."""
-        return self._states[endpoint].healthy
-
-    def acquire(self, avoid: Collection[str] = ()) -> Optional[str]:
-        """Pick a healthy endpoint and count the request on it; None if none is healthy.
-
-        Endpoints in ``avoid`` (those that already failed this request) are
-        used only when no other healthy endpoint is left.
-        """
-        healthy = [s for s in (self._states[u] for u in self._order) if s.healthy]
-        if not healthy:
-            return None
-        pool = [s for s in healthy if s.url not in avoid] or healthy
-        low = min(s.in_flight for s in pool)
-        candidates = {s.url for s in pool if s.in_flight == low}
-        size = len(self._order)
-        for step in range(size):
-            index = (self._cursor + step) % size
-            url = self._order[index]
-            if url in candidates:
-                self._cursor = index + 1
-                state = self._states[url]
-                state.in_flight += 1
-                state.requests += 1
-                return url
-        raise AssertionError("unreachable: a candidate is always in the order list")
-
-    def release(self, endpoint: str, ok: bool) -> None:
-        """End a request started by ``acquire``; a failed attempt counts as a failure."""
-        state = self._states[endpoint]
-        state.in_flight = max(0, state.in_flight - 1)
-        if not ok:
-            state.failures += 1
-
-    def mark_dead(self, endpoint: str, reason: str) -> None:
-        """Stop routing to ``endpoint`` until its health check passes."""
-        state = self._states[endpoint]
-        if not state.healthy:
-            return
-        state.healthy = False
-        alive = len(self.healthy_endpoints())
-        if alive == 0:
-            self._any_healthy.clear()
-        logger.warning(
-            "judge endpoint %s marked dead (%s); %d of %d endpoints healthy",
-            endpoint, reason, alive, len(self._order),
-        )
-
-    def mark_alive(self, endpoint: str) -> None:
-        """Route to ``endpoint`` again."""
-        state = self._states[endpoint]
-        if state.healthy:
-            return
-        state.healthy = True
-        self._any_healthy.set()
-        logger.info(
-            "judge endpoint %s is healthy again; %d of %d endpoints healthy",
-            endpoint, len(self.healthy_endpoints()), len(self._order),
-        )
-
-    async def wait_for_healthy(self, timeout_s: float) -> bool:
-        """Wait up to ``timeout_s`` for any endpoint to be healthy; True if one is."""
-        if self.healthy_endpoints():
-            return True
-        try:
-            await asyncio.wait_for(self._any_healthy.wait(), timeout=max(0.0, timeout_s))
-        except asyncio.TimeoutError:
-            return bool(self.healthy_endpoints())
-        return True
-
-    async def probe_dead(self) -> list[str]:
-        """Probe every dead endpoint once and revive those that answer; returns the revived."""
-        if self._probe is None:
-            return []
-        dead = [url for url in self._order if not self._states[url].healthy]
-        if not dead:
-            return []
-        answers = await asyncio.gather(*(self._probe(url) for url in dead))
-        revived = [url for url, ok in zip(dead, answers) if ok]
-        for url in revived:
-            self.mark_alive(url)
-        return revived
-
-    def start(self) -> None:
-        """Start the background health loop (needs a running event loop and a probe)."""
-        if self._probe is None:
-            raise RuntimeError("EndpointPool.start() needs a probe")
-        if self._task is not None and not self._task.done():
-            return
-        # Events bind to the loop that first waits on them; a fresh one per start
-        # lets a client be reused under a later asyncio.run().
-        self._any_healthy = asyncio.Event()
-        if self.healthy_endpoints():
-            self._any_healthy.set()
-        self._task = asyncio.get_running_loop().create_task(self._health_loop(), name="judge-health-loop")
-
-    async def stop(self) -> None:
-        """Stop the health loop."""
-        task, self._task = self._task, None
-        if task is None:
-            return
-        task.cancel()
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-    async def _health_loop(self) -> None:
-        """Revive dead endpoints every interval; errors are logged, never fatal to the loop."""
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.probe_dead()
-            except Exception:  # noqa: BLE001 -- the loop must outlive a bad probe
-                logger.exception("judge health check failed unexpectedly")
-
-    def stats(self) -> dict[str, dict[str, Union[int, bool]]]:
-        """Per endpoint: attempts sent (``requests``), failed attempts, in-flight, healthy."""
-        return {
-            url: {
-                "requests": s.requests,
-                "failures": s.failures,
-                "in_flight": s.in_flight,
-                "healthy": s.healthy,
-            }
-            for url, s in ((u, self._states[u]) for u in self._order)
-        }
-
-
 # ----------------------------------------------------------------------------
 # Client
 # ----------------------------------------------------------------------------

@@ -25,12 +25,18 @@ import torch
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
-from nemo_thinkrm.generation.interface import GenerationRequest
-from nemo_thinkrm.generation.megatron_sampler import SampledSequence
+from nemo_thinkrm.generation.interface import GenerationOutput, GenerationRequest, RolloutSetup
 
 
 class VLLMRolloutEngine:
-    """``sample`` like ``MegatronSampler`` (token ids in and out), plus ``load_weights``."""
+    """A ``RolloutEngine`` (``generation/interface.py``): token ids in and out, weights handed over in memory."""
+
+    @classmethod
+    def from_setup(cls, setup: RolloutSetup) -> "VLLMRolloutEngine":
+        if not setup.hf_dir:
+            raise ConfigError("the vLLM rollout engine starts from a 🤗 copy of the policy (RolloutSetup.hf_dir)")
+        return cls(setup.hf_dir, setup.tokenizer, setup.generation, setup.eos_token_ids, setup.stop_strings,
+                   max_model_len=setup.max_model_len, seed=setup.seed, dtype=setup.dtype)
 
     def __init__(self, hf_dir: str, tokenizer: Any, cfg: GenerationConfig, eos_token_ids: list[int],
                  stop_strings: Optional[list[str]], max_model_len: int, seed: int = 0,
@@ -77,7 +83,7 @@ class VLLMRolloutEngine:
         self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
         return len(weights)
 
-    def sync_from_megatron(self, module: torch.nn.Module, model_cfg) -> int:
+    def load_weights_from(self, module: torch.nn.Module, model_cfg) -> int:
         """Hand the policy's current (TP = PP = 1) megatron weights to the engine."""
         from nemo_thinkrm.models.hf_mapping import iter_megatron_full_tensors, megatron_to_hf_tensors
 
@@ -88,6 +94,10 @@ class VLLMRolloutEngine:
         return self.load_weights(named())
 
     # ------------------------------------------------------------------ memory (GPU)
+    def release_memory(self) -> None:
+        """After a rollout: give the GPU back to training (sleep mode; nothing to do on CPU)."""
+        self.sleep()
+
     def sleep(self) -> None:
         """Free weights + KV cache for training (GPU only; a no-op on CPU)."""
         if self.on_gpu and not self.sleeping:
@@ -100,7 +110,7 @@ class VLLMRolloutEngine:
             self.sleeping = False
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[SampledSequence]:
+    def sample(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
         """One sequence per request, in order; prompts are tokenised here (as the trainer will
         score them) and passed to vLLM as ids, so both sides see the same tokens."""
         from vllm.inputs import TokensPrompt
@@ -114,12 +124,13 @@ class VLLMRolloutEngine:
                   for r in requests]
         results = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=progress)
         out = []
-        for ids, res in zip(prompts, results):
+        for req, ids, res in zip(requests, prompts, results):
             o = res.outputs[0]
             gen = list(o.token_ids)
             if gen and gen[-1] in self.eos:  # like MegatronSampler: EOS ends the turn, it is not kept
                 gen = gen[:-1]
-            out.append(SampledSequence(list(ids), gen, self.tok.decode(gen), o.finish_reason or "stop"))
+            out.append(GenerationOutput(req.id, self.tok.decode(gen), len(gen), o.finish_reason or "stop",
+                                        prompt_ids=list(ids), output_ids=gen))
         return out
 
     def close(self) -> None:

@@ -8,7 +8,6 @@ every one is set explicitly here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import torch
@@ -16,19 +15,9 @@ import torch.nn.functional as F
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig
-from nemo_thinkrm.config.parallel import ParallelConfig
+from nemo_thinkrm.config.parallel import ParallelConfig, RecomputeConfig
 from nemo_thinkrm.models.layer_spec import Backend, choose_backend, layer_spec_for
 from nemo_thinkrm.runtime.device import cuda_available, place_module, torch_dtype
-
-
-@dataclass
-class RecomputeConfig:
-    """Activation recomputation (trades compute for activation memory at long context)."""
-
-    granularity: Optional[str] = None
-    """None, "selective" (attention core only) or "full" (whole layers)."""
-    method: str = "uniform"
-    num_layers: int = 1
 
 
 def padded_vocab_size(vocab_size: int, tp_size: int) -> int:

@@ -1,4 +1,4 @@
-"""Which transformer-layer implementation a model is built from (style point 1).
+"""Which transformer-layer implementation a model is built from.
 
 The model code never branches on the backend: ``layer_spec_for`` returns a megatron
 ``ModuleSpec``, and ``GPTModel`` builds whatever it names. Transformer Engine's fused

@@ -5,7 +5,7 @@ unfused masked softmax; on CPU that made a packed 1k-token step ~3× slower than
 path (bench/sft_throughput.py). This subclass keeps megatron's interface and tensor layout
 (``[s, b, heads, dim]`` in, ``[s, b, heads·dim]`` out) and hands the math to PyTorch's fused
 kernel. The mask convention is megatron's (bool, True = masked); ``None`` means causal.
-Selected in ``layer_spec.py`` (style point 1: the layer choice lives in the spec).
+Selected in ``layer_spec.py`` (the layer choice lives in the spec).
 """
 
 from __future__ import annotations

@@ -171,6 +171,22 @@ def render_generation_prompt(tokenizer: Any, messages: Sequence[dict[str, str]],
     return text
 
 
+def stop_token_ids(tokenizer: Any) -> list[int]:
+    """The ids that end a generated turn: the chat template's end-of-turn token and the EOS token."""
+    return sorted({tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer)), tokenizer.eos_token_id} - {None})
+
+
+def chat_renderer(tokenizer: Any, think_prefix: bool):
+    """``(render, count)`` callables for ``genrm/prompts.py``: messages → prompt text, text → tokens."""
+    def render(messages: Sequence[dict[str, str]]) -> str:
+        return render_generation_prompt(tokenizer, messages, think_prefix)
+
+    def count(text: str) -> int:
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    return render, count
+
+
 def encode_prompt_and_response(tokenizer: Any, messages: Sequence[dict[str, str]], response: str,
                                think_prefix: bool) -> tuple[list[int], list[int]]:
     """Token ids of (prompt, response + end-of-turn) for SFT, split where the loss starts.

@@ -1,4 +1,4 @@
-"""The few collectives the model tools need, with the process group passed in (style point 5)."""
+"""The few collectives the model tools need, with the process group passed in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Device choice and the device boundary in one place (style point 11): nothing else names CUDA.
+"""Device choice and the device boundary in one place: nothing else names CUDA.
 
 Tensors are made on the host (data, collation, rollouts' bookkeeping) and cross to the
 compute device at one boundary per path: ``to_device`` for batches (the engine's forward

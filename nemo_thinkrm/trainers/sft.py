@@ -11,11 +11,11 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any
 
 import torch
 
+from nemo_thinkrm.checkpoint.convert import load_initial_weights, source_architecture
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import SFTConfig
 from nemo_thinkrm.data.packing import PackedRow, collate, pack_samples, pad_one, padding_waste
@@ -103,17 +103,15 @@ def prepare_samples(cfg: SFTConfig, tokenizer) -> tuple[list[TokenizedSample], l
 
 def run(cfg: SFTConfig) -> dict[str, Any]:
     from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
-    from nemo_thinkrm.metrics_log import MetricsLogger
     from nemo_thinkrm.models.tokenizer import load_tokenizer
     from nemo_thinkrm.runtime.device import cuda_available
     from nemo_thinkrm.runtime.distributed import init_distributed
     from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, unwrap
-    from nemo_thinkrm.training.loop import LoopParts, run_training
+    from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
     from nemo_thinkrm.training.memory import estimate_memory
     from nemo_thinkrm.training.resume import write_run_config
 
-    run_dir = Path(cfg.run_dir)
-    source_cfg = _source_architecture(cfg)
+    source_cfg = source_architecture(cfg.model.hf_path)
     if source_cfg is not None:
         cfg.model = replace(source_cfg, params_dtype=cfg.model.params_dtype, tokenizer=cfg.model.tokenizer,
                             hf_path=cfg.model.hf_path)
@@ -137,7 +135,7 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
 
     chunks = build_engine_model(cfg.model, cfg.parallel, recompute=cfg.recompute, backend=cfg.layer_backend)
     if cfg.model.hf_path:
-        _load_initial_weights(unwrap(chunks[0]), cfg)
+        load_initial_weights(unwrap(chunks[0]), cfg.model.hf_path, cfg.model)
     configure_for_training(chunks)
     optimizer, scheduler = build_optimizer(chunks, cfg.optim, cfg.parallel, cfg.model.params_dtype, cfg.train_iters)
     n_mb = cfg.microbatches_per_rank(ctx.dp_size)
@@ -159,14 +157,13 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     def validate(step: int) -> dict[str, float]:
         return {"val_loss": validation_loss(chunks, val_rows, cfg, ctx, to_batch)}
 
-    parts = LoopParts(chunks=chunks, optimizer=optimizer, scheduler=scheduler, batches_for_step=batches_for_step,
-                      loss_fn=masked_token_loss, tokens_in=lambda mbs: sum(int((b["segment_ids"] > 0).sum())
-                                                                            for b in mbs),
+    step_fn = supervised_step(chunks, optimizer, scheduler, batches_for_step, masked_token_loss,
+                              tokens_in=lambda mbs: sum(int((b["segment_ids"] > 0).sum()) for b in mbs),
+                              dp_size=ctx.dp_size * ctx.cp_size)  # each CP rank holds a share of the tokens
+    parts = LoopParts(chunks=chunks, optimizer=optimizer, scheduler=scheduler, step_fn=step_fn,
                       tokenizer=tokenizer, run_config_yaml=run_config,
                       validate=validate if val_rows else None, eval_interval=cfg.eval_interval)
-    log = MetricsLogger(run_dir, total_steps=cfg.train_iters)
-    history = run_training(cfg, parts, log)
-    log.close()
+    history = run_training(cfg, parts)
     return {"data": data_report, "padding_waste": waste, "steps": len(history),
             "final_loss": history[-1]["loss"] if history else None}
 
@@ -218,20 +215,3 @@ def validation_loss(chunks, rows: list[PackedRow], cfg: SFTConfig, ctx, to_batch
     for c in chunks:
         c.train()
     return stats["loss_sum"] / max(stats["tokens"], 1.0)
-
-
-def _source_architecture(cfg: SFTConfig):
-    if not cfg.model.hf_path:
-        return None
-    from nemo_thinkrm.checkpoint.convert import open_source
-
-    with open_source(cfg.model.hf_path) as src:
-        return src.cfg
-
-
-def _load_initial_weights(module, cfg: SFTConfig) -> None:
-    from nemo_thinkrm.checkpoint.convert import open_source
-
-    with open_source(cfg.model.hf_path) as src:
-        logger.info("initial weights: %s (%s)", src.path, src.kind)
-        src.load_into(module, cfg.model)

@@ -5,7 +5,7 @@ and runs one optimizer step over a list of micro-batches through megatron's
 pipeline schedule. What a loss *is* stays outside: a trainer passes a
 ``loss_fn(batch, output) -> (loss_sum, count, stats)``.
 
-Loss normalisation (style point 4): the engine sets megatron's
+Loss normalisation: the engine sets megatron's
 ``calculate_per_token_loss``. Loss functions return a *sum* and the number of
 units it sums over (tokens, or sequences for sequence-mean losses); megatron
 all-reduces the counts over data-parallel ranks and divides the gradients by the
@@ -24,8 +24,8 @@ import torch
 
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.optim import OptimConfig
-from nemo_thinkrm.config.parallel import ParallelConfig
-from nemo_thinkrm.models.builder import RecomputeConfig, build_gpt_model
+from nemo_thinkrm.config.parallel import ParallelConfig, RecomputeConfig
+from nemo_thinkrm.models.builder import build_gpt_model
 from nemo_thinkrm.runtime.device import collective_device, to_device
 
 Batch = dict[str, torch.Tensor]

@@ -1,9 +1,11 @@
-"""The training loop every trainer shares: resume → (batches → step → log → save)* → final save.
+"""The training loop every trainer shares: resume → (step → log → validate → save)* → final save.
 
-Trainers supply what differs — how the micro-batches of step N are made and what
-the loss is — so SFT, GRPO and pairwise RLHF read the same top to bottom
-(style point 8). Batches are a pure function of the step (and of state the
-trainer keeps in ``TrainState.data_state``), which is what makes resume exact.
+Trainers supply what differs — one step (``LoopParts.step_fn``): SFT's trains on the
+micro-batches of its data plan (``supervised_step``), an RL recipe's rolls out, scores
+and updates (``trainers/policy.py``) — so SFT, GRPO and pairwise RLHF share resume,
+logging, checkpoints and fault injection. Each step is a pure function of the step
+number (and of state the trainer keeps in ``TrainState.data_state``), which is what
+makes resume exact.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import torch
 from nemo_thinkrm.checkpoint.training_state import Checkpointer, TrainState
 from nemo_thinkrm.config.stages import TrainConfig
 from nemo_thinkrm.metrics_log import MetricsLogger
-from nemo_thinkrm.training.resume import config_yaml, resume
+from nemo_thinkrm.training.resume import resume, write_run_config
 from nemo_thinkrm.training.engine import Batch, LossFn, StepResult, train_step, unwrap
 
 logger = logging.getLogger(__name__)
@@ -38,59 +40,77 @@ class InjectedFault(RuntimeError):
 
 @dataclass
 class LoopParts:
-    """What a trainer hands the loop (built in its setup, style point 8)."""
+    """What a trainer hands the loop: its model, optimizer and one step."""
 
     chunks: list[torch.nn.Module]
     optimizer: Any
     scheduler: Any
-    batches_for_step: Callable[[int, TrainState], list[Batch]]
-    loss_fn: LossFn
-    tokens_in: Callable[[list[Batch]], int]
-    """Tokens processed by this rank's micro-batches (for tokens/s)."""
+    step_fn: Callable[[int, TrainState], dict[str, float]]
+    """Run step N (1-based) and return its metrics; may record its data position in ``TrainState``."""
     tokenizer: Any = None
     run_config_yaml: Optional[str] = None
-    """The resolved run config stored in every checkpoint (default: ``cfg`` as YAML)."""
+    """The resolved run config stored in every checkpoint (default: written now from ``cfg``)."""
     validate: Optional[Callable[[int], dict[str, float]]] = None
     """Validation metrics at a step (None: no validation)."""
     eval_interval: int = 0
     """Validate every N steps (0: only after the last step)."""
+    samples_per_step: Optional[int] = None
+    """Samples one step consumes (default ``cfg.global_batch_size``)."""
 
 
-def run_training(cfg: TrainConfig, parts: LoopParts, log: MetricsLogger) -> list[dict[str, float]]:
-    """Train ``cfg.train_iters`` steps (resuming if a checkpoint exists); returns step metrics."""
-    import torch.distributed as dist
-
-    ckpt = Checkpointer(Path(cfg.run_dir) / "checkpoints", keep_last=cfg.checkpoint.keep_last)
-    module = unwrap(parts.chunks[0])
-    run_config = parts.run_config_yaml or config_yaml(cfg)
-    state = resume(ckpt, module, parts.optimizer, parts.scheduler, cfg, run_config) or TrainState()
-    history = []
-    dp = dist.get_world_size() // max(1, module.config.tensor_model_parallel_size *
-                                      module.config.pipeline_model_parallel_size)
-    for step in range(state.step + 1, cfg.train_iters + 1):
-        mbs = parts.batches_for_step(step, state)
+def supervised_step(parts_chunks: list[torch.nn.Module], optimizer: Any, scheduler: Any,
+                    batches_for_step: Callable[[int, TrainState], list[Batch]], loss_fn: LossFn,
+                    tokens_in: Callable[[list[Batch]], int], dp_size: int) -> Callable[[int, TrainState], dict]:
+    """A step that trains on the micro-batches a data plan gives for step N (SFT and the like):
+    loss per token, learning rate, gradient norm, tokens/s over all data-parallel ranks."""
+    def step_fn(step: int, state: TrainState) -> dict[str, float]:
+        mbs = batches_for_step(step, state)
         t0 = time.time()
-        result: StepResult = train_step(parts.chunks, parts.optimizer, parts.scheduler, mbs, parts.loss_fn)
+        result: StepResult = train_step(parts_chunks, optimizer, scheduler, mbs, loss_fn)
         dt = time.time() - t0
         metrics = {"loss": result.stats["loss_sum"] / max(result.stats["tokens"], 1.0),
                    "lr": result.lr, "grad_norm": result.grad_norm,
-                   "tokens_per_s": parts.tokens_in(mbs) * dp / dt, "step_time_s": dt}
+                   "tokens_per_s": tokens_in(mbs) * dp_size / dt, "step_time_s": dt}
         if result.skipped:
             metrics["skipped"] = 1
-        history.append(metrics)
-        state.step = step
-        state.consumed_samples += cfg.global_batch_size
-        if step % cfg.log_interval == 0 or step == cfg.train_iters:
-            log.log(step, metrics)
-        if parts.validate is not None and (
-                (parts.eval_interval and step % parts.eval_interval == 0) or step == cfg.train_iters):
-            log.log(step, parts.validate(step), kind="val")
-        interval = cfg.checkpoint.save_interval
-        if (interval and step % interval == 0) or step == cfg.train_iters:
-            state.scheduler = parts.scheduler.state_dict()
-            ckpt.save(state, module, parts.optimizer, cfg.model, tokenizer=parts.tokenizer,
-                      run_config=run_config)
-        if cfg.checkpoint.fail_after_step == step:
-            log.close()
-            raise InjectedFault(f"fault injection: stopping after step {step} (checkpoint.fail_after_step)")
+        return metrics
+
+    return step_fn
+
+
+def run_training(cfg: TrainConfig, parts: LoopParts) -> list[dict[str, float]]:
+    """Train ``cfg.train_iters`` steps (resuming if a checkpoint exists); returns step metrics.
+
+    Every trainer goes through here: resume from ``latest`` (command line wins, changes
+    logged), then per step: run it, log (``log_interval``), validate (``eval_interval``),
+    checkpoint (``checkpoint.save_interval``, always after the last step, with the run
+    config), and stop at ``checkpoint.fail_after_step`` as a killed job would.
+    """
+    ckpt = Checkpointer(Path(cfg.run_dir) / "checkpoints", keep_last=cfg.checkpoint.keep_last)
+    module = unwrap(parts.chunks[0])
+    run_config = parts.run_config_yaml or write_run_config(cfg)
+    state = resume(ckpt, module, parts.optimizer, parts.scheduler, cfg, run_config) or TrainState()
+    log = MetricsLogger(cfg.run_dir, total_steps=cfg.train_iters)
+    samples_per_step = parts.samples_per_step or cfg.global_batch_size
+    history = []
+    try:
+        for step in range(state.step + 1, cfg.train_iters + 1):
+            metrics = parts.step_fn(step, state)
+            history.append(metrics)
+            state.step = step
+            state.consumed_samples += samples_per_step
+            if step % cfg.log_interval == 0 or step == cfg.train_iters:
+                log.log(step, metrics)
+            if parts.validate is not None and (
+                    (parts.eval_interval and step % parts.eval_interval == 0) or step == cfg.train_iters):
+                log.log(step, parts.validate(step), kind="val")
+            interval = cfg.checkpoint.save_interval
+            if (interval and step % interval == 0) or step == cfg.train_iters:
+                state.scheduler = parts.scheduler.state_dict()
+                ckpt.save(state, module, parts.optimizer, cfg.model, tokenizer=parts.tokenizer,
+                          run_config=run_config)
+            if cfg.checkpoint.fail_after_step == step:
+                raise InjectedFault(f"fault injection: stopping after step {step} (checkpoint.fail_after_step)")
+    finally:
+        log.close()
     return history

@@ -158,15 +158,16 @@ def test_synth_keeps_the_longest_correct_trace(tiny_judge, tmp_path):
     """Teacher generations are pre-seeded in predictions.jsonl (resume path), so no model runs."""
     from nemo_thinkrm.config.model import TokenizerConfig
     from nemo_thinkrm.data.preference import load_preference_data
-    from nemo_thinkrm.evaluation.prompts import build_prompts, request_id
+    from nemo_thinkrm.evaluation.prompts import request_id
     from nemo_thinkrm.genrm import load_template
-    from nemo_thinkrm.models.tokenizer import load_tokenizer
+    from nemo_thinkrm.genrm.prompts import build_prompts
+    from nemo_thinkrm.models.tokenizer import chat_renderer, load_tokenizer
 
     run_dir = tmp_path / "synth"
     run_dir.mkdir()
     records = load_preference_data("judgebench", path=str(JUDGEBENCH), limit=3).records
-    prompts = build_prompts(records, load_template("reasoning_binary"), load_tokenizer(TokenizerConfig()),
-                            seed=1234, swap="random", think_prefix=True)
+    render, count = chat_renderer(load_tokenizer(TokenizerConfig()), True)
+    prompts = build_prompts(records, load_template("reasoning_binary"), render, count, seed=1234, swap="random")
     rows = []
     for k, p in enumerate(prompts):
         wrong = "B" if p.label == "A" else "A"

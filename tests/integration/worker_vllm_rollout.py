@@ -1,7 +1,7 @@
 """Subprocess worker: a colocated vLLM CPU engine receives megatron weights in memory.
 
 Usage: worker_vllm_rollout.py A_DIR B_DIR OUT.json
-Engine built from 🤗 model A; greedy tokens before and after ``sync_from_megatron`` of a
+Engine built from 🤗 model A; greedy tokens before and after ``load_weights_from`` of a
 megatron model holding model B's weights, each checked as 🤗 transformers' argmax under A / B. Runs beside an initialised megatron process group, as in ``thinkrm grpo``.
 """
 
@@ -53,7 +53,7 @@ def main() -> None:
     cfg_b = model_config_for_hf_dir(b_dir)
     chunks = build_engine_model(cfg_b, ParallelConfig(), wrap_ddp=False)
     load_hf_weights(unwrap(chunks[0]), cfg_b, b_dir)
-    n_loaded = engine.sync_from_megatron(unwrap(chunks[0]), cfg_b)
+    n_loaded = engine.load_weights_from(unwrap(chunks[0]), cfg_b)
     after = engine.sample(reqs)
     prompt_ids = [s.prompt_ids for s in before]
     b_ids, a_ids = [s.output_ids for s in before], [s.output_ids for s in after]

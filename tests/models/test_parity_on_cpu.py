@@ -13,7 +13,7 @@ from nemo_thinkrm.models.builder import build_gpt_model
 from nemo_thinkrm.models.hf_io import HFCheckpointReader
 from nemo_thinkrm.models.hf_mapping import iter_megatron_full_tensors, megatron_to_hf_tensors
 from nemo_thinkrm.models.loading import load_hf_weights, model_config_for_hf_dir
-from nemo_thinkrm.models.parity import megatron_logits
+from nemo_thinkrm.training.parity import megatron_logits
 from tests.conftest import VARIANTS
 from tests.helpers import parity_ids
 

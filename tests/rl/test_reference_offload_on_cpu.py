@@ -1,4 +1,4 @@
-"""The frozen reference visits the GPU only inside ``reference_model`` when offloaded."""
+"""The frozen reference visits the GPU only inside ``reference_on_device`` when offloaded."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nemo_thinkrm.runtime.device import simulate_device
-from nemo_thinkrm.trainers.policy_rl import reference_model
+from nemo_thinkrm.trainers.policy import reference_on_device
 
 
 class _Recorder(torch.nn.Linear):
@@ -29,11 +29,11 @@ def gpu_named():
 
 def test_offloaded_reference_moves_in_and_out(gpu_named):
     ref = _Recorder()
-    with reference_model({"ref": ref, "ref_offloaded": True}) as model:
+    with reference_on_device(ref, True) as model:
         assert model is ref and ref.moves == ["cuda:0"]
     assert ref.moves == ["cuda:0", "cpu"]
     try:  # an error inside still puts the weights back on the host
-        with reference_model({"ref": ref, "ref_offloaded": True}):
+        with reference_on_device(ref, True):
             raise RuntimeError("boom")
     except RuntimeError:
         pass
@@ -42,6 +42,6 @@ def test_offloaded_reference_moves_in_and_out(gpu_named):
 
 def test_resident_reference_is_not_moved():
     ref = _Recorder()
-    with reference_model({"ref": ref, "ref_offloaded": False}) as model:
+    with reference_on_device(ref, False) as model:
         assert model is ref
     assert ref.moves == []

@@ -20,23 +20,20 @@ from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.data.adapters import (
     ADAPTERS,
     JUDGEBENCH_DIR,
-    REWARDBENCH_EXAMPLE_COUNTS,
-    REWARDBENCH_SCORE,
     REWARDBENCH_SECTIONS,
     REWARDBENCH_SUBSETS,
     get_adapter,
     helpsteer2_messages,
     judgebench_category,
-    rewardbench_section_scores,
     rm_bench_difficulty,
 )
-from nemo_thinkrm.data.preference import (
-    BadRow,
-    LoadResult,
-    PreferenceRecord,
-    count_over_length,
-    load_preference_data,
+from nemo_thinkrm.evaluation.benchmarks.rewardbench import (
+    REWARDBENCH_EXAMPLE_COUNTS,
+    REWARDBENCH_SCORE,
+    rewardbench_section_scores,
 )
+from nemo_thinkrm.data.preference import LoadResult, count_over_length, load_preference_data
+from nemo_thinkrm.data.records import BadRow, PreferenceRecord
 from nemo_thinkrm.data.rows import resolve_data_files
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "preference"

@@ -69,7 +69,7 @@ def nemo_to_hf(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def verify(argv: Optional[Sequence[str]] = None) -> int:
-    from nemo_thinkrm.checkpoint.verify import main
+    from nemo_thinkrm.ckpt_tools.verify import main
 
     return main(list(argv) if argv is not None else None)
 

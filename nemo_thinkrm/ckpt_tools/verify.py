@@ -48,7 +48,7 @@ def verify(hf_dir: str | Path, ckpt: str | Path, tp: int = 1, pp: int = 1, tol: 
 
     from nemo_thinkrm.checkpoint.convert import _tokenizer, open_source
     from nemo_thinkrm.config.parallel import ParallelConfig
-    from nemo_thinkrm.models.parity import pipeline_logits
+    from nemo_thinkrm.training.parity import pipeline_logits
     from nemo_thinkrm.runtime.distributed import init_distributed
     from nemo_thinkrm.training.engine import build_engine_model, unwrap
 
@@ -100,7 +100,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     world = args.tp * args.pp
     if world > 1 and "WORLD_SIZE" not in os.environ:
         cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={world}",
-               "--standalone", "-m", "nemo_thinkrm.checkpoint.verify", *(argv or sys.argv[1:])]
+               "--standalone", "-m", "nemo_thinkrm.ckpt_tools.verify", *(argv or sys.argv[1:])]
         return subprocess.call(cmd)
     try:
         result = verify(args.hf, args.nemo, args.tp, args.pp, args.tol)

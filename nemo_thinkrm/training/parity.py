@@ -1,6 +1,6 @@
 """Compare a megatron model's logits with 🤗 transformers' on the same weights.
 
-Used by the quickstart, the parity tests and (issue 3) ``verify_conversion.py``.
+Used by the quickstart, the parity tests and ``tools/verify_conversion.py``.
 Runs on every rank of the model's TP group; the 🤗 reference runs on each rank
 too (tiny models) or only where the caller asks.
 """

@@ -1,0 +1,105 @@
+"""The served judge as a cached ``Generator``: the OpenAI backend, one client kept for the whole run.
+
+Pairwise RLHF asks the judge servers thousands of times per step. Answers are cached by
+(rendered prompt, sampling) — ``judge_cache.py`` — so a resumed or repeated run never pays
+twice, and a request that occurs twice in one batch is sent once. The client (its HTTP
+session, the endpoint pool with its health loop and failover state) is opened once on a
+private event loop in a background thread and reused by every step; building a new
+client, loop and pool per step would forget which servers are down and reopen every
+connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any, Optional, Sequence
+
+from nemo_thinkrm.generation.interface import GenerationOutput, GenerationRequest, Generator
+from nemo_thinkrm.generation.judge_cache import JudgeCache, cache_key
+from nemo_thinkrm.generation.openai_client import ClientConfig, OpenAIJudgeClient, SamplingParams
+
+
+class PersistentClient:
+    """An ``OpenAIJudgeClient`` that stays open between synchronous calls."""
+
+    def __init__(self, config: ClientConfig) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="judge-client", daemon=True)
+        self._thread.start()
+        self.client = OpenAIJudgeClient(config)
+        self._run(self.client.__aenter__())
+
+    def _run(self, coro) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def generate_many(self, requests: Sequence[tuple[str, Any, SamplingParams]], progress: bool = False):
+        return self._run(self.client.generate_many(requests, progress=progress))
+
+    def close(self) -> None:
+        if not self._thread.is_alive():
+            return
+        try:
+            self._run(self.client.__aexit__(None, None, None))
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join()
+            self._loop.close()
+
+
+class CachedJudge(Generator):
+    """Judge requests → answers (``GenerationOutput.cached`` says which came from the cache)."""
+
+    def __init__(self, config: ClientConfig, temperature: float, max_tokens: int,
+                 cache: Optional[JudgeCache] = None) -> None:
+        self.config = config
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.cache = cache
+        self._client: Optional[PersistentClient] = None
+
+    def sampling(self, seed: int) -> SamplingParams:
+        return SamplingParams(temperature=self.temperature, max_tokens=self.max_tokens, seed=seed)
+
+    def generate(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
+        """Answers in request order: cached ones from the cache, the rest from the servers (each distinct
+        request once); failed requests come back with ``error`` and are not cached."""
+        params = [self.sampling(r.seed) for r in requests]
+        keys = [cache_key(r.prompt, sp.to_payload()) for r, sp in zip(requests, params)]
+        answers: list[Optional[GenerationOutput]] = [None] * len(requests)
+        asked: dict[str, int] = {}  # key -> the request that is sent
+        for i, (req, key) in enumerate(zip(requests, keys)):
+            hit = self.cache.get(key) if self.cache is not None else None
+            if hit is not None:
+                answers[i] = GenerationOutput(req.id, hit["text"], hit["tokens"], "stop", cached=True)
+            elif key not in asked:
+                asked[key] = i
+        todo = list(asked.values())
+        if todo:
+            if self._client is None:
+                self._client = PersistentClient(self.config)
+            results = self._client.generate_many([(requests[i].id, requests[i].prompt, params[i]) for i in todo],
+                                                 progress=progress)
+            for i, r in zip(todo, results):
+                if r.ok:
+                    answers[i] = GenerationOutput(requests[i].id, r.texts[0], r.completion_tokens[0],
+                                                  r.finish_reasons[0], latency_s=r.latency_s)
+                    if self.cache is not None:
+                        self.cache.put(keys[i], {"text": r.texts[0], "tokens": r.completion_tokens[0],
+                                                 "error": None, "latency_s": r.latency_s})
+                else:
+                    answers[i] = GenerationOutput(requests[i].id, "", 0, "error", error=r.error, latency_s=r.latency_s)
+        out = []
+        for i, key in enumerate(keys):
+            a = answers[i]
+            if a is None:  # the same request as an earlier one of this batch
+                first = answers[asked[key]]
+                a = GenerationOutput(requests[i].id, first.text, first.output_tokens, first.finish_reason,
+                                     error=first.error, latency_s=first.latency_s, cached=True)
+            out.append(a)
+        return out
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

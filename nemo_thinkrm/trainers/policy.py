@@ -1,0 +1,248 @@
+"""The typed core every RL recipe (``grpo.py``, ``pairwise_rlhf.py``) is written over.
+
+A recipe supplies its prompts and its advantage source — verdict rewards for GRPO, the
+judge's preference matrix for pairwise RLHF — and this module does the rest of a step
+the same way for both: G rollouts per prompt from the live policy (any ``RolloutEngine``),
+the old and frozen-reference log-probs, and the clipped policy-gradient update over PPO
+mini-batches; ``run_policy`` drives the steps through the one training loop
+(``training/loop.py``: resume, log, checkpoint with the run config, fault injection).
+
+Rollouts are a pure function of (model state, step): prompts are chosen from (seed,
+step) and every sample has its own seed (``rollout_requests``), so a resumed run
+reproduces the uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+import torch
+
+from nemo_thinkrm.checkpoint.convert import hf_dir_for, load_initial_weights, source_architecture
+from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.stages import PolicyRLConfig
+from nemo_thinkrm.generation.interface import (GenerationOutput, GenerationRequest, RolloutEngine, RolloutSetup,
+                                               build_rollout_engine)
+from nemo_thinkrm.models.builder import build_gpt_model
+from nemo_thinkrm.models.tokenizer import load_tokenizer, stop_token_ids
+from nemo_thinkrm.runtime.device import offload_module, on_accelerator, place_module
+from nemo_thinkrm.runtime.distributed import init_distributed
+from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, unwrap
+from nemo_thinkrm.training.loop import LoopParts, run_training
+
+logger = logging.getLogger("nemo_thinkrm.policy")
+
+
+@dataclass
+class PolicyState:
+    """What an RL recipe trains with; built once by ``build_policy``."""
+
+    tokenizer: Any
+    chunks: list[torch.nn.Module]
+    optimizer: Any
+    scheduler: Any
+    reference: torch.nn.Module
+    """The frozen start model; its log-probs anchor the KL term."""
+    reference_offloaded: bool
+    engine: RolloutEngine
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return unwrap(self.chunks[0])
+
+
+# ------------------------------------------------------------------ set-up
+
+def start_policy(cfg: PolicyRLConfig, needs: str):
+    """Take the architecture from ``model.hf_path``, load the tokenizer, initialise distributed."""
+    source = source_architecture(cfg.model.hf_path)
+    if source is None:
+        raise ConfigError(f"model.hf_path is required: {needs}")
+    cfg.model = replace(source, params_dtype=cfg.model.params_dtype, tokenizer=cfg.model.tokenizer,
+                        hf_path=cfg.model.hf_path)
+    tokenizer = load_tokenizer(cfg.model.tokenizer)
+    init_distributed(cfg.parallel, cfg.model, seed=cfg.seed)
+    return tokenizer
+
+
+def build_policy(cfg: PolicyRLConfig, tokenizer, stop_strings: Optional[list]) -> PolicyState:
+    """Trainable policy (DDP, optimizer, LR schedule over every PPO update), the frozen reference
+    (its log-probs are computed once per rollout batch) and the rollout engine."""
+    chunks = build_engine_model(cfg.model, cfg.parallel, backend=cfg.layer_backend)
+    load_initial_weights(unwrap(chunks[0]), cfg.model.hf_path, cfg.model)
+    configure_for_training(chunks)
+    updates = cfg.prompts_per_step * cfg.group_size // cfg.global_batch_size * cfg.ppo_epochs
+    optimizer, scheduler = build_optimizer(chunks, cfg.optim, cfg.parallel, cfg.model.params_dtype,
+                                           cfg.train_iters * updates)
+    ref = build_gpt_model(cfg.model, cfg.parallel, backend=cfg.layer_backend).eval()
+    load_initial_weights(ref, cfg.model.hf_path, cfg.model)
+    for p in ref.parameters():
+        p.requires_grad_(False)
+    offload = bool(cfg.offload_reference) and on_accelerator(ref)
+    if offload:
+        offload_module(ref)
+    engine = build_rollout_engine(cfg.rollout_engine, _rollout_setup(cfg, chunks, tokenizer, stop_strings))
+    return PolicyState(tokenizer, chunks, optimizer, scheduler, ref, offload, engine)
+
+
+def _rollout_setup(cfg: PolicyRLConfig, chunks, tokenizer, stop_strings: Optional[list]) -> RolloutSetup:
+    hf_dir = None
+    if cfg.rollout_engine == "vllm":
+        import torch.distributed as dist
+
+        if dist.get_world_size() != 1:
+            raise ConfigError("rollout_engine=vllm runs one in-process engine beside a policy that is not "
+                              f"model- or data-parallel (world size 1, got {dist.get_world_size()}); "
+                              "use rollout_engine=megatron for parallel layouts")
+        # the engine starts from a 🤗 copy; its weights are replaced from megatron before every rollout
+        hf_dir = str(hf_dir_for(cfg.model.hf_path, Path(cfg.run_dir) / "rollout_hf"))
+        logger.info("rollouts: colocated vLLM engine for %s (weights synced in memory)", hf_dir)
+    stops = stop_strings if stop_strings is not None else (cfg.generation.stop or [])
+    return RolloutSetup(chunks=chunks, tokenizer=tokenizer, generation=cfg.generation,
+                        eos_token_ids=stop_token_ids(tokenizer), stop_strings=list(stops), hf_dir=hf_dir,
+                        max_model_len=min(cfg.max_prompt_tokens + cfg.generation.max_new_tokens,
+                                          cfg.model.max_position_embeddings),
+                        seed=cfg.seed, dtype=str(cfg.model.params_dtype))
+
+
+def run_policy(cfg: PolicyRLConfig, state: PolicyState,
+               step_fn: Callable[[PolicyRLConfig, PolicyState, int], dict[str, float]]) -> list[dict[str, float]]:
+    """The shared loop (``training/loop.py``) over a recipe's step."""
+    parts = LoopParts(chunks=state.chunks, optimizer=state.optimizer, scheduler=state.scheduler,
+                      step_fn=lambda step, _train_state: step_fn(cfg, state, step), tokenizer=state.tokenizer,
+                      samples_per_step=cfg.prompts_per_step * cfg.group_size)
+    return run_training(cfg, parts)
+
+
+# ------------------------------------------------------------------ rollouts
+
+def choose_prompts(n: int, k: int, seed: int, step: int) -> list[int]:
+    """The step's prompts: ``k`` of ``n``, a pure function of (seed, step)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + step)
+    return torch.randperm(n, generator=g)[:k].tolist()
+
+
+def rollout_requests(ids: Sequence[str], texts: Sequence[str], chosen: Sequence[int], group_size: int,
+                     step: int) -> list[GenerationRequest]:
+    """``group_size`` requests per chosen prompt, each with a seed of its own (step, prompt, sample)."""
+    return [GenerationRequest(f"{ids[i]}:g{g}", texts[i], seed=(step * 100_003 + i) * group_size + g)
+            for i in chosen for g in range(group_size)]
+
+
+def sample_rollouts(cfg: PolicyRLConfig, state: PolicyState, requests: list[GenerationRequest]
+                    ) -> list[GenerationOutput]:
+    """Sample with the policy's current weights; the engine gets them first (in memory) and
+    gives its memory back to training afterwards."""
+    state.engine.load_weights_from(state.module, cfg.model)
+    samples = state.engine.sample(requests)
+    state.engine.release_memory()
+    return samples
+
+
+# ------------------------------------------------------------------ update
+
+@contextmanager
+def reference_on_device(reference: torch.nn.Module, offloaded: bool) -> Iterator[torch.nn.Module]:
+    """The frozen reference, on the GPU only while it is used: with ``offload_reference`` its
+    weights (a full model copy, 16 GB for an 8B model in bf16) otherwise sit in host memory,
+    which leaves that room to activations and the colocated rollout engine."""
+    if not offloaded:
+        yield reference
+        return
+    place_module(reference)
+    try:
+        yield reference
+    finally:
+        offload_module(reference)
+
+
+def build_batch(samples: Sequence[GenerationOutput], adv: torch.Tensor, pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded prompt+response tensors; targets are the next tokens, the response mask
+    covers the positions whose target is a generated token."""
+    seqs = [x.prompt_ids + x.output_ids for x in samples]
+    width = max(len(q) for q in seqs) - 1
+    n = len(seqs)
+    ids = torch.full((n, width + 1), pad_id, dtype=torch.long)
+    mask = torch.zeros(n, width)
+    for k, (x, q) in enumerate(zip(samples, seqs)):
+        ids[k, :len(q)] = torch.tensor(q)
+        mask[k, len(x.prompt_ids) - 1:len(q) - 1] = 1
+    return {"input_ids": ids[:, :-1], "targets": ids[:, 1:], "response_mask": mask,
+            "advantages": adv.unsqueeze(1) * mask}
+
+
+def reference_logprobs(cfg: PolicyRLConfig, state: PolicyState, batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-probs of the sampled tokens under the rollout policy (old) and the frozen reference."""
+    from nemo_thinkrm.training.logprobs import token_logprobs
+
+    mb = cfg.micro_batch_size
+    old = token_logprobs(state.chunks, batch["input_ids"], batch["targets"], micro_batch_size=mb, broadcast=True)
+    with reference_on_device(state.reference, state.reference_offloaded) as model:
+        ref = token_logprobs([model], batch["input_ids"], batch["targets"], micro_batch_size=mb, broadcast=True)
+    return old.detach(), ref.detach()
+
+
+def pg_loss(cfg: PolicyRLConfig, vocab_size: int, batch, output):
+    """The engine calls this with vocab-sharded logits (no labels in the batch). The policy
+    entropy on response tokens is logged, not optimised (Think-RM: no entropy bonus)."""
+    from nemo_thinkrm.algorithms.pg_loss import clipped_pg_loss
+    from nemo_thinkrm.training.logprobs import vocab_parallel_entropy, vocab_parallel_logprobs
+
+    logprob = vocab_parallel_logprobs(output, batch["targets"], vocab_size)
+    loss_sum, count, stats = clipped_pg_loss(
+        batch, logprob, clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high, dual_clip_c=cfg.dual_clip_c,
+        kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator, aggregation=cfg.aggregation)
+    stats["entropy_sum"] = (vocab_parallel_entropy(output, vocab_size) * batch["response_mask"]).sum().double()
+    return loss_sum, count, stats
+
+
+def ppo_update(cfg: PolicyRLConfig, state: PolicyState, batch) -> dict[str, float]:
+    """``ppo_epochs`` passes over the rollout batch in mini-batches of ``global_batch_size``."""
+    from megatron.core import parallel_state as ps
+
+    from nemo_thinkrm.training.engine import train_step
+
+    n = batch["input_ids"].shape[0]
+    dp, dp_rank = ps.get_data_parallel_world_size(), ps.get_data_parallel_rank()
+    mb, gbs = cfg.micro_batch_size, cfg.global_batch_size
+    totals: dict[str, float] = {}
+    grad_norms = []
+    loss_fn = partial(pg_loss, cfg, cfg.model.vocab_size)
+    for epoch in range(cfg.ppo_epochs):
+        g = torch.Generator().manual_seed(cfg.seed + epoch)
+        order = torch.randperm(n, generator=g)
+        for start in range(0, n, gbs):
+            mine = order[start:start + gbs][dp_rank::dp]
+            mbs = [{k: v[mine[j:j + mb]] for k, v in batch.items()} for j in range(0, len(mine), mb)]
+            result = train_step(state.chunks, state.optimizer, state.scheduler, mbs, loss_fn)
+            grad_norms.append(result.grad_norm)
+            for k, v in result.stats.items():
+                totals[k] = totals.get(k, 0.0) + v
+    tokens = max(totals.get("tokens", 1.0), 1.0)
+    out = {"pg_loss": totals.get("pg_loss_sum", 0.0) / tokens, "clip_fraction": totals.get("clipfrac_sum", 0.0) / tokens,
+           "grad_norm": sum(grad_norms) / len(grad_norms), "entropy": totals.get("entropy_sum", 0.0) / tokens}
+    if "kl_sum" in totals:
+        out["kl"] = totals["kl_sum"] / tokens
+    return out
+
+
+def policy_gradient_step(cfg: PolicyRLConfig, state: PolicyState, samples: Sequence[GenerationOutput],
+                         advantages: torch.Tensor) -> dict[str, float]:
+    """Per-sample advantages → batch → old/reference log-probs → PPO updates; metrics with timings."""
+    t0 = time.time()
+    batch = build_batch(samples, advantages, state.tokenizer.pad_token_id)
+    batch["old_logprob"], batch["ref_logprob"] = reference_logprobs(cfg, state, batch)
+    t1 = time.time()
+    stats = ppo_update(cfg, state, batch)
+    t2 = time.time()
+    lengths = torch.tensor([len(x.output_ids) for x in samples], dtype=torch.float)
+    return {**stats, "response_length": float(lengths.mean()),
+            "truncation_rate": sum(x.finish_reason == "length" for x in samples) / len(samples),
+            "lr": state.optimizer.param_groups[0]["lr"], "time_logprob_s": t1 - t0, "time_update_s": t2 - t1,
+            "response_tokens": float(batch["response_mask"].sum())}

@@ -1,0 +1,164 @@
+"""The layering ARCHITECTURE.md promises, checked on the source: no import cycles between files
+or packages, a torch-free config layer, and registries that agree with the config names."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from nemo_thinkrm.config.errors import ConfigError
+
+PKG = Path(__file__).resolve().parents[2] / "nemo_thinkrm"
+
+
+def _modules() -> dict[str, Path]:
+    out = {}
+    for p in PKG.rglob("*.py"):
+        parts = p.relative_to(PKG.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = p
+    return out
+
+
+def _imports(name: str, path: Path, modules: dict[str, Path]) -> set[str]:
+    """Internal modules ``name`` imports anywhere (module level or inside functions), minus TYPE_CHECKING."""
+    tree = ast.parse(path.read_text())
+    skip = {id(n) for node in ast.walk(tree) if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)}
+    out = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name in modules}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            for a in node.names:
+                full = f"{node.module}.{a.name}"
+                out.add(full if full in modules else node.module)
+    return {m for m in out if m in modules and m != name}
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one node (Tarjan)."""
+    index, low, stack, on, found, counter = {}, {}, [], set(), [], [0]
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = counter[0]
+        counter[0] += 1
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    modules = _modules()
+    return {m: _imports(m, p, modules) for m, p in modules.items()}
+
+
+def test_no_import_cycle_between_files():
+    assert _cycles(_graph()) == []
+
+
+def test_no_import_cycle_between_packages():
+    def pkg(m: str) -> str:
+        return ".".join(m.split(".")[:2])
+
+    graph: dict[str, set[str]] = defaultdict(set)
+    for a, targets in _graph().items():
+        graph[pkg(a)] |= {pkg(b) for b in targets if pkg(b) != pkg(a)}
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_check_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_config_layer_is_torch_free():
+    code = ("import sys, nemo_thinkrm.config.stages, nemo_thinkrm.config.rl; "
+            "bad = [m for m in ('torch', 'megatron', 'transformers') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_no_file_over_the_size_limit():
+    too_long = {str(p.relative_to(PKG)): n for p in PKG.rglob("*.py") if (n := len(p.read_text().splitlines())) > 650}
+    assert too_long == {}
+
+
+def test_registries_match_the_config_names():
+    from nemo_thinkrm.algorithms.kl import KL_ESTIMATORS
+    from nemo_thinkrm.config.generation import ENGINE_NAMES, ROLLOUT_ENGINE_NAMES
+    from nemo_thinkrm.config.rl import KL_ESTIMATOR_NAMES
+    from nemo_thinkrm.generation.interface import ENGINES, ROLLOUT_ENGINES
+
+    assert tuple(KL_ESTIMATORS.names()) == KL_ESTIMATOR_NAMES
+    assert tuple(ENGINES) == ENGINE_NAMES
+    assert tuple(ROLLOUT_ENGINES) == ROLLOUT_ENGINE_NAMES
+
+
+def test_every_rollout_engine_declares_the_protocol():
+    import importlib
+
+    from nemo_thinkrm.generation.interface import ROLLOUT_ENGINES, RolloutEngine
+
+    for name, target in ROLLOUT_ENGINES.items():
+        module, cls = target.split(":")
+        engine = getattr(importlib.import_module(module), cls)
+        missing = [m for m in ("from_setup", *[k for k in vars(RolloutEngine) if not k.startswith("_")])
+                   if not callable(getattr(engine, m, None))]
+        assert missing == [], (name, missing)
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"kl_estimator": "k4"}, "KL estimator 'k4'"),
+    ({"aggregation": "sum"}, "aggregation 'sum'"),
+    ({"clip_eps": 0.0}, "clip_eps must be in"),
+    ({"dual_clip_c": 0.5}, "dual_clip_c must be > 1"),
+    ({"ppo_epochs": 0}, "ppo_epochs"),
+])
+def test_rl_options_fail_when_the_config_is_validated(override, match):
+    from dataclasses import replace
+
+    from nemo_thinkrm.config.stages import GRPOConfig, PairwiseRLHFConfig
+
+    for cls in (GRPOConfig, PairwiseRLHFConfig):
+        cfg = replace(cls(), global_batch_size=4, prompts_per_step=2, group_size=2, **override)
+        with pytest.raises(ConfigError, match=match):
+            cfg.validate()
+
+
+def test_rollout_sampling_is_checked_when_the_config_is_validated():
+    from dataclasses import replace
+
+    from nemo_thinkrm.config.generation import GenerationConfig
+    from nemo_thinkrm.config.stages import GRPOConfig
+
+    cfg = replace(GRPOConfig(), global_batch_size=4, prompts_per_step=2, group_size=2,
+                  generation=GenerationConfig(top_p=0.0))
+    with pytest.raises(ConfigError, match="top_p"):
+        cfg.validate()
