@@ -14,7 +14,8 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
-from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.errors import ConfigError, InjectedFault
+from nemo_thinkrm.config.stages import register_schemas
 from nemo_thinkrm.stages import STAGES, Stage
 
 CONF_DIR = Path(os.environ.get("THINKRM_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
@@ -63,9 +64,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def _run_hydra(stage: Stage, overrides: list[str]) -> int:
-    import hydra
-
-    from nemo_thinkrm.config.stages import register_schemas
+    import hydra  # Hydra loads here, so `thinkrm --help` and non-Hydra stages start without it
 
     register_schemas()
     status = {"code": 0}
@@ -110,8 +109,6 @@ def run_stage_config(stage: Stage, cfg) -> int:
     if _rank() == 0:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    from nemo_thinkrm.training.loop import InjectedFault
-
     try:
         stage.load_runner()(obj)
     except ConfigError as exc:

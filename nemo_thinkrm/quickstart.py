@@ -25,8 +25,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from nemo_thinkrm.checkpoint.convert import hf_dir_for
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.generation import GenerationConfig
 from nemo_thinkrm.config.stages import QuickstartConfig
+from nemo_thinkrm.data.synthetic import answer_is_right, make_answer_records, make_task_split, write_preference_jsonl
+from nemo_thinkrm.generation.interface import GenerationRequest, build_generator
+from nemo_thinkrm.generation.serve_judge import start_servers, stop_servers
+from nemo_thinkrm.metrics_log import read_metrics
+from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint
+from nemo_thinkrm.models.tokenizer import load_tokenizer, render_generation_prompt
+from nemo_thinkrm.quickstart_report import render_report
 
 logger = logging.getLogger("nemo_thinkrm.quickstart")
 
@@ -92,10 +101,6 @@ def run(cfg: QuickstartConfig) -> dict[str, Any]:
 # ------------------------------------------------------------------ 1. task and starting models
 
 def build_task(p: Pipeline) -> None:
-    from nemo_thinkrm.data.synthetic import make_answer_records, make_task_split, write_preference_jsonl
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint
-    from nemo_thinkrm.models.tokenizer import load_tokenizer
-
     cfg, data = p.cfg, p.path("data")
     if not (data / "heldout.jsonl").is_file():
         data.mkdir(parents=True, exist_ok=True)
@@ -149,8 +154,6 @@ def evaluate(p: Pipeline, name: str, model: str) -> None:
 # ------------------------------------------------------------------ 5. the policy
 
 def policy_stages(p: Pipeline) -> None:
-    from nemo_thinkrm.generation.serve_judge import start_servers, stop_servers
-
     cfg, r = p.cfg, str(p.root)
     p.stage("policy_sft", ["sft", "--config-name", "tiny_sft", f"run_dir={r}/policy_sft",
                            f"model.hf_path={r}/policy_init", f"data.train_path={r}/data/policy_sft.jsonl",
@@ -181,12 +184,6 @@ def policy_stages(p: Pipeline) -> None:
 
 def policy_accuracy(p: Pipeline, name: str, checkpoint: Path) -> dict[str, float]:
     """Greedy answers of a policy to every task question, checked by rule (not by the judge)."""
-    from nemo_thinkrm.checkpoint.convert import hf_dir_for
-    from nemo_thinkrm.config.generation import GenerationConfig
-    from nemo_thinkrm.data.synthetic import answer_is_right
-    from nemo_thinkrm.generation.interface import GenerationRequest, build_generator
-    from nemo_thinkrm.models.tokenizer import load_tokenizer, render_generation_prompt
-
     hf = hf_dir_for(checkpoint, p.path("policy_hf", name))
     tok = load_tokenizer(type(p.cfg.policy_model.tokenizer)(name=str(hf), think_prefix=False))
     questions = [json.loads(line)["prompt"] for line in p.path("data", "policy_prompts.jsonl").read_text().splitlines()]
@@ -201,8 +198,6 @@ def policy_accuracy(p: Pipeline, name: str, checkpoint: Path) -> dict[str, float
 # ------------------------------------------------------------------ 6. report
 
 def collect(p: Pipeline, seconds: float) -> dict[str, Any]:
-    from nemo_thinkrm.metrics_log import read_metrics
-
     evals = {}
     for name in ("untrained", "sft", "grpo"):
         m = json.loads(p.path(f"eval_{name}", "metrics.json").read_text())
@@ -220,8 +215,6 @@ def collect(p: Pipeline, seconds: float) -> dict[str, Any]:
 
 
 def write_report(p: Pipeline, s: dict[str, Any]) -> None:
-    from nemo_thinkrm.quickstart_report import render_report
-
     p.path("summary.json").write_text(json.dumps({k: v for k, v in s.items() if k not in ("train", "val")}, indent=2))
     p.path("report.md").write_text(render_report(p.cfg, s, p.root))
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from nemo_thinkrm.config.stages import QuickstartConfig
+from nemo_thinkrm.evaluation.report import save_figure
 
 STAGE_LABELS = {"untrained": "untrained (random init)", "sft": "after warm-up SFT", "grpo": "after GRPO"}
 
@@ -73,8 +74,6 @@ def make_plots(s: dict[str, Any], out: Path) -> list[Path]:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-
-    from nemo_thinkrm.evaluation.report import save_figure
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []

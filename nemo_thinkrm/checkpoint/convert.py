@@ -22,7 +22,11 @@ from nemo_thinkrm.checkpoint.training_state import LATEST, Checkpointer
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.parallel import ParallelConfig
-from nemo_thinkrm.runtime.distributed import is_rank0
+from nemo_thinkrm.models.builder import build_gpt_model
+from nemo_thinkrm.models.hf_io import HFCheckpointReader
+from nemo_thinkrm.models.hf_mapping import load_full_tensors_into_megatron
+from nemo_thinkrm.models.loading import load_hf_weights, model_config_for_hf_dir
+from nemo_thinkrm.runtime.distributed import init_distributed, is_rank0
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +83,6 @@ def open_source(path: str | os.PathLike) -> Iterator[Source]:
                 src = nemo1.PerRankSource(root, cfg)
                 yield Source("nemo1-per-rank", p, cfg, tok, lambda m, c: _load_full(m, c, src.full))
     elif (p / "config.json").is_file():
-        from nemo_thinkrm.models.hf_io import HFCheckpointReader
-        from nemo_thinkrm.models.loading import load_hf_weights, model_config_for_hf_dir
-
         cfg = model_config_for_hf_dir(p)  # refuses unsupported architectures before touching weights
         reader = HFCheckpointReader(p)
         tok = p if (p / "tokenizer_config.json").is_file() else None
@@ -93,8 +94,6 @@ def open_source(path: str | os.PathLike) -> Iterator[Source]:
 def _load_full(module: torch.nn.Module, cfg: ModelConfig, get_full) -> None:
     from megatron.core import parallel_state as ps
 
-    from nemo_thinkrm.models.hf_mapping import load_full_tensors_into_megatron
-
     load_full_tensors_into_megatron(module, cfg, get_full, ps.get_tensor_model_parallel_rank(),
                                     ps.get_tensor_model_parallel_world_size(),
                                     ps.get_pipeline_model_parallel_rank(),
@@ -102,9 +101,6 @@ def _load_full(module: torch.nn.Module, cfg: ModelConfig, get_full) -> None:
 
 
 def _single_process_model(cfg: ModelConfig) -> torch.nn.Module:
-    from nemo_thinkrm.models.builder import build_gpt_model
-    from nemo_thinkrm.runtime.distributed import init_distributed
-
     init_distributed(ParallelConfig(), cfg)
     from megatron.core import parallel_state as ps
 
@@ -113,7 +109,8 @@ def _single_process_model(cfg: ModelConfig) -> torch.nn.Module:
     return build_gpt_model(cfg, ParallelConfig(), backend="local")
 
 
-def _tokenizer(tok_dir: Optional[Path]):
+def checkpoint_tokenizer(tok_dir: Optional[Path]):
+    """The 🤗 tokenizer stored with a checkpoint, or None (a checkpoint without one still converts)."""
     if tok_dir is None:
         return None
     from transformers import AutoTokenizer
@@ -136,14 +133,16 @@ def to_native(src_path: str | Path, out: str | Path, dtype: Optional[str] = None
     """🤗 / .nemo 1.x / native → native checkpoint."""
     with open_source(src_path) as src:
         cfg, module = _load_for_conversion(src, dtype)
-        return native.save_native(module, out, cfg, tokenizer=_tokenizer(src.tokenizer_dir), overwrite=overwrite)
+        return native.save_native(module, out, cfg, tokenizer=checkpoint_tokenizer(src.tokenizer_dir),
+                                  overwrite=overwrite)
 
 
 def to_hf(src_path: str | Path, out: str | Path, dtype: Optional[str] = None, overwrite: bool = False) -> Path:
     """native / training run / .nemo 1.x / 🤗 → 🤗 directory."""
     with open_source(src_path) as src:
         cfg, module = _load_for_conversion(src, dtype)
-        return export_hf(module, cfg, out, dtype=cfg.params_dtype, tokenizer=_tokenizer(src.tokenizer_dir),
+        return export_hf(module, cfg, out, dtype=cfg.params_dtype,
+                         tokenizer=checkpoint_tokenizer(src.tokenizer_dir),
                          overwrite=overwrite, progress=is_rank0())
 
 

@@ -18,6 +18,7 @@ from nemo_thinkrm.checkpoint.atomic import atomic_directory
 from nemo_thinkrm.config.model import ModelConfig, model_config_to_hf
 from nemo_thinkrm.models.hf_io import write_index, write_safetensors_shards
 from nemo_thinkrm.models.hf_mapping import iter_megatron_full_tensors, megatron_to_hf_tensors
+from nemo_thinkrm.models.tokenizer import end_of_turn_token
 from nemo_thinkrm.runtime.device import to_host, torch_dtype
 
 logger = logging.getLogger(__name__)
@@ -56,8 +57,6 @@ def export_hf(module: torch.nn.Module, cfg: ModelConfig, out: str | Path, *, dty
 
 
 def _special_token_ids(tokenizer: Any) -> dict[str, Any]:
-    from nemo_thinkrm.models.tokenizer import end_of_turn_token
-
     out: dict[str, Any] = {}
     eot = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
     if eot is not None:

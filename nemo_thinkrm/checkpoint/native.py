@@ -29,6 +29,7 @@ import yaml
 from nemo_thinkrm.checkpoint.atomic import atomic_directory, barrier
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig, RopeScalingConfig, TokenizerConfig
+from nemo_thinkrm.runtime.distributed import is_rank0
 
 logger = logging.getLogger(__name__)
 
@@ -109,8 +110,6 @@ def save_weights(module: torch.nn.Module, weights_dir: Path, prefix: str = WEIGH
 def save_native(module: torch.nn.Module, out: str | Path, cfg: ModelConfig, *, tokenizer: Any = None,
                 run_config: Optional[str] = None, overwrite: bool = False) -> Path:
     """Save a model as a native checkpoint, atomically. Call on every rank."""
-    from nemo_thinkrm.runtime.distributed import is_rank0
-
     with atomic_directory(out, overwrite=overwrite) as tmp:
         save_weights(module, tmp / "weights")
         if is_rank0():

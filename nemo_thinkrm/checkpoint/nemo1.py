@@ -25,14 +25,15 @@ import tarfile
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 import yaml
 
+from nemo_thinkrm.checkpoint.native import model_config_from_dict, model_config_to_dict
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig, RopeScalingConfig, TokenizerConfig
-from nemo_thinkrm.models.hf_mapping import ParamRule, parameter_rules, unshard
+from nemo_thinkrm.models.hf_mapping import ParamRule, unshard
 
 logger = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ def extracted(path: str | Path) -> Iterator[Path]:
 def model_config_from_nemo1(d: dict[str, Any]) -> ModelConfig:
     """Map NeMo 1.x megatron_gpt config fields to our ModelConfig."""
     if d.get("thinkrm_model_config"):
-        from nemo_thinkrm.checkpoint.native import model_config_from_dict
-
         return model_config_from_dict(d["thinkrm_model_config"])
     norm = str(d.get("normalization", "layernorm")).lower()
     act = str(d.get("activation", "gelu")).lower()
@@ -187,8 +186,6 @@ def nemo1_vocab_rows(root: Path) -> int:
 
 def write_nemo1(out: Path, cfg: ModelConfig, weights_dir: Path, tokenizer_dir: Optional[Path]) -> None:
     """Pack a ``.nemo`` (tar, mode ``w:``) from a dist checkpoint saved with the ``model.`` prefix."""
-    from nemo_thinkrm.checkpoint.native import model_config_to_dict
-
     nemo_cfg = {
         "mcore_gpt": True, "num_layers": cfg.num_layers, "hidden_size": cfg.hidden_size,
         "ffn_hidden_size": cfg.ffn_hidden_size, "num_attention_heads": cfg.num_attention_heads,

@@ -12,6 +12,8 @@ import sys
 import time
 from typing import Optional, Sequence
 
+from nemo_thinkrm.checkpoint.convert import to_hf, to_native, to_nemo1
+from nemo_thinkrm.ckpt_tools.verify import main
 from nemo_thinkrm.config.errors import ConfigError
 
 DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp32": "float32", "float32": "float32",
@@ -39,8 +41,6 @@ def _run(fn, *args, **kwargs) -> int:
 
 
 def hf_to_nemo(argv: Optional[Sequence[str]] = None) -> int:
-    from nemo_thinkrm.checkpoint.convert import to_native, to_nemo1
-
     ap = argparse.ArgumentParser(prog="convert_hf_to_nemo",
                                  description="🤗 checkpoint → native (NeMo 2.0 layout) checkpoint or NeMo 1.x .nemo")
     ap.add_argument("--hf", required=True, help="🤗 directory (config.json + safetensors)")
@@ -56,8 +56,6 @@ def hf_to_nemo(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def nemo_to_hf(argv: Optional[Sequence[str]] = None) -> int:
-    from nemo_thinkrm.checkpoint.convert import to_hf
-
     ap = argparse.ArgumentParser(prog="convert_nemo_to_hf",
                                  description="native checkpoint / training run / NeMo 1.x .nemo → 🤗 directory")
     ap.add_argument("--nemo", required=True, help="native checkpoint dir, run dir (uses latest), or .nemo file")
@@ -69,8 +67,6 @@ def nemo_to_hf(argv: Optional[Sequence[str]] = None) -> int:
 
 
 def verify(argv: Optional[Sequence[str]] = None) -> int:
-    from nemo_thinkrm.ckpt_tools.verify import main
-
     return main(list(argv) if argv is not None else None)
 
 

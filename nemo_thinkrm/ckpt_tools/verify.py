@@ -19,7 +19,12 @@ from typing import Optional
 
 import torch
 
+from nemo_thinkrm.checkpoint.convert import checkpoint_tokenizer, open_source
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.parallel import ParallelConfig
+from nemo_thinkrm.runtime.distributed import init_distributed, is_rank0
+from nemo_thinkrm.training.engine import build_engine_model, unwrap
+from nemo_thinkrm.training.parity import pipeline_logits
 
 PROMPTS = [
     "Which response is better? Response A says 7 * 8 = 56. Response B says 7 * 8 = 54.",
@@ -46,19 +51,13 @@ def verify(hf_dir: str | Path, ckpt: str | Path, tp: int = 1, pp: int = 1, tol: 
     import transformers
     from megatron.core import parallel_state as ps
 
-    from nemo_thinkrm.checkpoint.convert import _tokenizer, open_source
-    from nemo_thinkrm.config.parallel import ParallelConfig
-    from nemo_thinkrm.training.parity import pipeline_logits
-    from nemo_thinkrm.runtime.distributed import init_distributed
-    from nemo_thinkrm.training.engine import build_engine_model, unwrap
-
     par = ParallelConfig(tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp)
     with open_source(ckpt) as src:
         cfg = replace(src.cfg, params_dtype="float32")
         init_distributed(par, cfg)
         chunks = build_engine_model(cfg, par, backend="local", wrap_ddp=False)
         src.load_into(unwrap(chunks[0]), cfg)
-        tokenizer = _tokenizer(src.tokenizer_dir) or _tokenizer(Path(hf_dir)
+        tokenizer = checkpoint_tokenizer(src.tokenizer_dir) or checkpoint_tokenizer(Path(hf_dir)
                                                                  if (Path(hf_dir) / "tokenizer_config.json").is_file()
                                                                  else None)
     hf = None
@@ -107,9 +106,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    import torch.distributed as dist
-
-    if dist.get_rank() == 0:
+    if is_rank0():
         print(f"verify {args.nemo} against {args.hf} at TP={args.tp} PP={args.pp}:")
         print(f"  max |Δlogit| = {result['max_abs_diff']:.3e}   mean |Δlogit| = {result['mean_abs_diff']:.3e}   "
               f"top-1 agreement = {result['top1_agreement']:.4f}   tolerance = {args.tol:g}")

@@ -253,6 +253,10 @@ class GRPOConfig(PolicyRLConfig):
     swap: str = "random"
     reward: str = "binary"
     """A name in algorithms/rewards.py REWARDS: binary (1/0) or multiclass (1 / 0.5 / 0) reproduce the paper."""
+    reward_weights: Dict[str, float] = field(default_factory=dict)
+    """Instead of ``reward``: a weighted sum of registered rewards, e.g. ``{binary: 1.0, format_bonus: 0.1}``."""
+    advantage: str = "grpo"
+    """A name in algorithms/advantages.py ADVANTAGES (pointwise group advantages)."""
     prompts_per_step: int = 512
     group_size: int = 8
     kl_coef: float = 1.0e-4

@@ -48,7 +48,9 @@ from nemo_thinkrm.data.records import (
     FilteredRow,
     Message,
     PreferenceRecord,
+    check_message,
 )
+from nemo_thinkrm.genrm.verdict import MAX_STRENGTH
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +164,7 @@ def _as_int(value: Any, name: str) -> int:
 def _signed_strength(row: Mapping[str, Any], name: str) -> int:
     """A −3..3 preference score; 0 (a tie) is filtered, not bad."""
     strength = _as_int(_get(row, name), name)
-    if abs(strength) > 3:
+    if abs(strength) > MAX_STRENGTH:
         raise BadRow(f"field {name!r} must be in -3..3, got {strength}")
     if strength == 0:
         raise FilteredRow(f"tie ({name} 0)")
@@ -172,15 +174,10 @@ def _signed_strength(row: Mapping[str, Any], name: str) -> int:
 def _messages(value: Any, name: str) -> list[Message]:
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
         raise BadRow(f"field {name!r} must be a list of messages, got {type(value).__name__}")
-    out: list[Message] = []
-    for i, message in enumerate(value):
-        if not isinstance(message, Mapping):
-            raise BadRow(f"{name}[{i}] must be a message mapping, got {type(message).__name__}")
-        role, content = message.get("role"), message.get("content")
-        if not isinstance(role, str) or not isinstance(content, str):
-            raise BadRow(f"{name}[{i}] needs string 'role' and 'content'")
-        out.append({"role": role, "content": content})
-    return out
+    try:
+        return [check_message(message, f"{name}[{i}]") for i, message in enumerate(value)]
+    except ValueError as exc:
+        raise BadRow(str(exc)) from None
 
 
 def _user(text: str) -> list[Message]:

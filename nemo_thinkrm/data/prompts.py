@@ -13,6 +13,7 @@ import re
 from typing import Any, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.data.records import check_message
 from nemo_thinkrm.data.rows import REASONS_SHOWN, check_bad_fraction, read_rows
 
 logger = logging.getLogger(__name__)
@@ -42,14 +43,15 @@ def prompt_messages(row: Any) -> tuple[Optional[Messages], str]:
         msgs = hh_rlhf_messages(row["chosen"])
     if msgs is None:
         return None, "no 'prompt' text, 'messages' or HH-RLHF 'chosen' transcript"
-    if not isinstance(msgs, list) or not msgs or not all(
-            isinstance(m, dict) and isinstance(m.get("content"), str) and m.get("role") in ("system", "user",
-                                                                                           "assistant")
-            for m in msgs):
+    if not isinstance(msgs, list) or not msgs:
         return None, "'messages' must be a non-empty list of {role, content} turns"
+    try:
+        msgs = [check_message(m, f"messages[{i}]") for i, m in enumerate(msgs)]
+    except ValueError as exc:
+        return None, f"'messages' must be a list of {{role, content}} turns: {exc}"
     if msgs[-1]["role"] != "user":
         return None, f"'messages' must end with the user turn, ends with {msgs[-1]['role']!r}"
-    return [{"role": m["role"], "content": m["content"]} for m in msgs], ""
+    return msgs, ""
 
 
 def load_prompts(path: str, max_bad_fraction: float = 0.5) -> list[Messages]:

@@ -17,12 +17,13 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional, Sequence, TypedDict
 
+from nemo_thinkrm.genrm.verdict import MAX_STRENGTH
+
 
 logger = logging.getLogger(__name__)
 
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
 LABELS: tuple[str, ...] = ("A", "B")
-MAX_STRENGTH = 3
 DEFAULT_SECTION = "all"
 ALL_SPLITS = "all"
 """Pass ``split="all"`` to keep every row of a file whose rows carry their own split."""
@@ -63,21 +64,22 @@ def _check_text(value: Any, what: str) -> str:
     return value
 
 
-def _check_message(message: Any, index: int) -> Message:
+def check_message(message: Any, where: str) -> Message:
+    """One chat turn as every loader accepts it (preference, SFT and prompt files); ValueError naming ``where``."""
     if not isinstance(message, Mapping):
-        raise ValueError(f"context message {index} must be a mapping, got {type(message).__name__}")
+        raise ValueError(f"{where} must be a mapping, got {type(message).__name__}")
     role, content = message.get("role"), message.get("content")
     if role not in ROLES:
-        raise ValueError(f"context message {index} has role {role!r}; expected one of {list(ROLES)}")
+        raise ValueError(f"{where} has role {role!r}; expected one of {list(ROLES)}")
     if not isinstance(content, str):
-        raise ValueError(f"context message {index} content must be a string, got {type(content).__name__}")
+        raise ValueError(f"{where} content must be a string, got {type(content).__name__}")
     return {"role": role, "content": content}
 
 
 def _check_context(context: Any) -> tuple[Message, ...]:
     if isinstance(context, (str, bytes)) or not isinstance(context, Sequence):
         raise ValueError(f"context must be a sequence of messages, got {type(context).__name__}")
-    messages = tuple(_check_message(m, i) for i, m in enumerate(context))
+    messages = tuple(check_message(m, f"context message {i}") for i, m in enumerate(context))
     if not messages:
         raise ValueError("context is empty")
     if messages[-1]["role"] != "user":

@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.data.rows import REASONS_SHOWN, check_bad_fraction, read_rows
+from nemo_thinkrm.data.synthetic import judge_messages, make_arithmetic_pairs
 from nemo_thinkrm.models.tokenizer import THINK_OPEN, encode_prompt_and_response
 
 logger = logging.getLogger(__name__)
@@ -87,8 +88,6 @@ BUILTIN_PREFIX = "builtin:arithmetic"
 
 def builtin_arithmetic(spec: str) -> SFTLoadResult:
     """``builtin:arithmetic[:N[:SEED]]`` — the embedded judging task's scripted traces (tiny recipes)."""
-    from nemo_thinkrm.data.synthetic import judge_messages, make_arithmetic_pairs
-
     parts = spec.split(":")[2:]
     try:
         n = int(parts[0]) if parts else 256

@@ -15,6 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Optional
 
+from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.genrm import load_template
+
 
 @dataclass(frozen=True)
 class ArithmeticPair:
@@ -93,8 +96,6 @@ def make_task_split(max_operand: int, n_train: int, n_heldout: int, seed: int = 
     combos = [(a, b, a + b + d) for a in range(max_operand + 1) for b in range(max_operand + 1)
               for d in (-3, -2, -1, 1, 2, 3) if a + b + d >= 0]
     if n_heldout >= len(combos):
-        from nemo_thinkrm.config.errors import ConfigError
-
         raise ConfigError(f"heldout_pairs={n_heldout} leaves no training pairs: the task has only {len(combos)} "
                           "distinct (question, wrong answer) pairs (raise max_operand)")
     rng = random.Random(seed)
@@ -109,8 +110,6 @@ def make_task_split(max_operand: int, n_train: int, n_heldout: int, seed: int = 
 def judge_messages(pair: ArithmeticPair) -> list[dict[str, str]]:
     """The judge prompt for a pair, rendered with the ``compact_binary`` template exactly as
     ``synth``/``eval``/``grpo`` render it (the A/B order is the pair's own, no swap)."""
-    from nemo_thinkrm.genrm import load_template
-
     prompt = load_template("compact_binary").render([{"role": "user", "content": pair.question}],
                                                     pair.response_a, pair.response_b)
     return [{"role": "user", "content": prompt}]

@@ -17,12 +17,15 @@ from typing import Any, Optional
 from nemo_thinkrm.checkpoint.convert import hf_dir_for
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import EvalConfig
+from nemo_thinkrm.data.preference import load_preference_data
 from nemo_thinkrm.evaluation import predictions as preds
 from nemo_thinkrm.evaluation.metrics import compute_metrics
 from nemo_thinkrm.evaluation.prompts import request_id, requests_for
 from nemo_thinkrm.evaluation.report import write_report
+from nemo_thinkrm.generation.interface import build_generator
+from nemo_thinkrm.genrm import load_template, parse_verdict
 from nemo_thinkrm.genrm.prompts import JudgePrompt, build_prompts, split_over_length
-from nemo_thinkrm.models.tokenizer import chat_renderer
+from nemo_thinkrm.models.tokenizer import chat_renderer, load_tokenizer
 
 logger = logging.getLogger("nemo_thinkrm.eval")
 
@@ -78,10 +81,6 @@ def resolve_judge_model(cfg: EvalConfig, run_dir: Path) -> Optional[str]:
 
 
 def load_inputs(cfg: EvalConfig, judge_path: Optional[str]):
-    from nemo_thinkrm.data.preference import load_preference_data
-    from nemo_thinkrm.genrm import load_template
-    from nemo_thinkrm.models.tokenizer import load_tokenizer
-
     template = load_template(cfg.template)
     tok_cfg = cfg.model.tokenizer
     if judge_path and (Path(judge_path) / "tokenizer_config.json").is_file() and tok_cfg.name == "tiny_bpe":
@@ -99,8 +98,6 @@ def load_inputs(cfg: EvalConfig, judge_path: Optional[str]):
 def generate_missing(cfg: EvalConfig, prompts: list[JudgePrompt], mode: str, judge_path: Optional[str],
                      pred_path: Path) -> list[dict]:
     """Generate every (prompt, seed) not yet answered; append rows chunk by chunk."""
-    from nemo_thinkrm.generation.interface import build_generator
-
     rows = preds.read_rows(pred_path)
     done = preds.completed_ids(rows)
     todo = requests_for(prompts, cfg.voting.m, done, chat=cfg.generation.mode == "chat")
@@ -126,8 +123,6 @@ def generate_missing(cfg: EvalConfig, prompts: list[JudgePrompt], mode: str, jud
 
 
 def _row(p: JudgePrompt, seed: int, out, mode: str) -> dict:
-    from nemo_thinkrm.genrm import parse_verdict
-
     v = parse_verdict(out.text or "", mode)
     return {"request_id": request_id(p.prompt_id, seed), "prompt_id": p.prompt_id, "example_id": p.example_id,
             "seed": seed, "swapped": p.swapped, "label": p.label, "mode": mode, "section": p.section,

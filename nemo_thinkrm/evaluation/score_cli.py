@@ -33,6 +33,10 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.data.rows import check_bad_fraction, read_rows
+from nemo_thinkrm.evaluation import predictions as preds
+from nemo_thinkrm.evaluation.metrics import compute_metrics, parse_label
+from nemo_thinkrm.evaluation.runner import write_outputs
 
 MODES = {"binary": "binary", "multiclass": "multiclass", "reasoning_binary": "binary",
          "rationale_binary": "binary", "reasoning_multiclass": "multiclass", "rationale_multiclass": "multiclass"}
@@ -45,11 +49,6 @@ class _BadRow(ValueError):
 
 
 def score_stage(argv: Sequence[str]) -> int:
-    from nemo_thinkrm.data.rows import read_rows
-    from nemo_thinkrm.evaluation import predictions as preds
-    from nemo_thinkrm.evaluation.metrics import compute_metrics
-    from nemo_thinkrm.evaluation.runner import write_outputs
-
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     args = [a for a in argv if "=" not in a]
     opts = dict(a.split("=", 1) for a in argv if "=" in a)
@@ -82,8 +81,6 @@ def score_stage(argv: Sequence[str]) -> int:
 
 def normalise_rows(table, mode: Optional[str]) -> tuple[list[dict], list[tuple[str, str]]]:
     """Prediction rows ready for ``compute_metrics`` and the (file:line, reason) of the skipped ones."""
-    from nemo_thinkrm.data.rows import check_bad_fraction
-
     out, skipped = [], list(table.bad)
     first_line: dict[str, str] = {}
     for row in table:
@@ -133,8 +130,6 @@ def _orientation(row: dict) -> bool:
 
 
 def _normalise_plain(row: dict, mode: Optional[str]) -> dict[str, Any]:
-    from nemo_thinkrm.evaluation.metrics import parse_label
-
     missing = [k for k in ("id", "label", "output") if row.get(k) is None]
     if missing:
         raise _BadRow(f"lacks {missing}; plain rows need id, label and output")

@@ -19,14 +19,13 @@ from typing import Any
 
 from nemo_thinkrm.config.stages import SynthConfig
 from nemo_thinkrm.evaluation import predictions as preds
+from nemo_thinkrm.evaluation.metrics import samples_from_rows
 from nemo_thinkrm.evaluation.runner import generate_missing, prepare
 
 logger = logging.getLogger("nemo_thinkrm.synth")
 
 
 def run(cfg: SynthConfig) -> dict[str, Any]:
-    from nemo_thinkrm.evaluation.metrics import samples_from_rows
-
     prep = prepare(cfg)
     run_dir, template, prompts, over_length, note = (prep.run_dir, prep.template, prep.prompts,
                                                      prep.over_length, prep.load_note)

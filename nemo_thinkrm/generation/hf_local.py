@@ -16,13 +16,12 @@ import torch
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.generation.interface import GenerationConfig, GenerationOutput, GenerationRequest, Generator
+from nemo_thinkrm.models.tokenizer import stop_token_ids
 
 
 class HFGenerator(Generator):
     def __init__(self, cfg: GenerationConfig, model_path: Optional[str]) -> None:
         import transformers
-
-        from nemo_thinkrm.models.tokenizer import stop_token_ids
 
         path = cfg.model or model_path
         if not path:

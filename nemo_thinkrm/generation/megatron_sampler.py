@@ -41,9 +41,16 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from nemo_thinkrm.generation.interface import (GenerationConfig, GenerationOutput, GenerationRequest, Generator,
-                                               RolloutSetup)
+from nemo_thinkrm.generation.interface import (
+    GenerationConfig,
+    GenerationOutput,
+    GenerationRequest,
+    Generator,
+    RolloutSetup,
+)
+from nemo_thinkrm.models.tp_comm import gather_vocab_logits
 from nemo_thinkrm.runtime.device import to_device, to_host
+from nemo_thinkrm.training.engine import unwrap
 
 
 class MegatronSampler(Generator):
@@ -66,8 +73,6 @@ class MegatronSampler(Generator):
     def __init__(self, chunks: list[torch.nn.Module], tokenizer: Any, cfg: GenerationConfig,
                  eos_token_ids: list[int], stop_strings: Optional[list[str]] = None) -> None:
         from megatron.core import parallel_state as ps
-
-        from nemo_thinkrm.training.engine import unwrap
 
         if ps.get_pipeline_model_parallel_world_size() > 1 or len(chunks) != 1:
             raise NotImplementedError("MegatronSampler needs pipeline_model_parallel_size=1 (one model chunk); "
@@ -139,8 +144,6 @@ class MegatronSampler(Generator):
     def _next_logits(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Full-vocabulary float32 logits ``[B, V]`` at each row's last position."""
         from megatron.core import parallel_state as ps
-
-        from nemo_thinkrm.models.tp_comm import gather_vocab_logits
 
         # [B, S, V/tp], on the device
         out = self.chunks[0](to_device(tokens[:, :int(lengths.max())]), None, None)

@@ -26,6 +26,8 @@ import torch
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
 from nemo_thinkrm.generation.interface import GenerationOutput, GenerationRequest, RolloutSetup
+from nemo_thinkrm.models.hf_mapping import iter_megatron_full_tensors, megatron_to_hf_tensors
+from nemo_thinkrm.runtime.device import cuda_available
 
 
 class VLLMRolloutEngine:
@@ -48,7 +50,6 @@ class VLLMRolloutEngine:
         except ImportError as exc:
             raise ConfigError("rollout_engine=vllm needs vLLM (GPU: pip install 'nemo-thinkrm[gpu]'; "
                               "CPU: the cpu-serve extra)") from exc
-        from nemo_thinkrm.runtime.device import cuda_available
 
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         self._vllm = vllm
@@ -85,8 +86,6 @@ class VLLMRolloutEngine:
 
     def load_weights_from(self, module: torch.nn.Module, model_cfg) -> int:
         """Hand the policy's current (TP = PP = 1) megatron weights to the engine."""
-        from nemo_thinkrm.models.hf_mapping import iter_megatron_full_tensors, megatron_to_hf_tensors
-
         def named():
             for rule, full in iter_megatron_full_tensors(module, model_cfg, lambda t: [t], 0, 1):
                 yield from megatron_to_hf_tensors(rule, full, model_cfg).items()

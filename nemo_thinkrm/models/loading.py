@@ -8,6 +8,7 @@ from typing import Optional
 
 import torch
 
+from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig, model_config_from_hf
 from nemo_thinkrm.models.hf_io import HFCheckpointReader
 from nemo_thinkrm.models.hf_mapping import check_hf_names, load_hf_into_megatron
@@ -21,8 +22,6 @@ def model_config_for_hf_dir(hf_dir: str | Path, **overrides) -> ModelConfig:
 
     path = Path(hf_dir) / "config.json"
     if not path.is_file():
-        from nemo_thinkrm.config.errors import ConfigError
-
         raise ConfigError(f"{hf_dir} is not a 🤗 checkpoint directory (no config.json)")
     return model_config_from_hf(json.loads(path.read_text()), hf_path=str(hf_dir), **overrides)
 

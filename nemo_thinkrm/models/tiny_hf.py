@@ -11,15 +11,13 @@ from typing import Any
 
 import torch
 
-from nemo_thinkrm.config.model import ModelConfig, model_config_to_hf
+from nemo_thinkrm.config.model import ModelConfig, RopeScalingConfig, model_config_to_hf
 
 
 def tiny_model_config(family: str = "llama", *, tied: bool = False, vocab_size: int = 512,
                       num_layers: int = 2, hidden_size: int = 64, heads: int = 4, kv_heads: int = 2,
                       ffn: int = 128, head_dim: int | None = None, llama3_rope: bool = False,
                       init_std: float = 0.1, max_positions: int = 2048) -> ModelConfig:
-    from nemo_thinkrm.config.model import RopeScalingConfig
-
     cfg = ModelConfig(family=family, num_layers=num_layers, hidden_size=hidden_size,
                       ffn_hidden_size=ffn, num_attention_heads=heads, num_query_groups=kv_heads,
                       kv_channels=head_dim, vocab_size=vocab_size, max_position_embeddings=max_positions,

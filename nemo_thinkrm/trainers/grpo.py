@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from nemo_thinkrm.algorithms.advantages import drop_uniform_groups, grpo_advantages
-from nemo_thinkrm.algorithms.rewards import REWARDS
+from nemo_thinkrm.algorithms.advantages import ADVANTAGES, drop_uniform_groups
+from nemo_thinkrm.algorithms.rewards import REWARDS, combine
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import GRPOConfig
 from nemo_thinkrm.data.preference import load_preference_data
@@ -34,7 +34,8 @@ class GRPOTask:
 
     def __init__(self, cfg: GRPOConfig, tokenizer) -> None:
         self.template = load_template(cfg.template)
-        self.reward_fn = REWARDS.get(cfg.reward)
+        self.reward_fn = combine(dict(cfg.reward_weights)) if cfg.reward_weights else REWARDS.get(cfg.reward)
+        self.advantage_fn = ADVANTAGES.get(cfg.advantage)
         records = load_preference_data(cfg.data.name, path=cfg.data.path, hub_id=cfg.data.hub_id,
                                        split=cfg.data.split, field_map=dict(cfg.data.field_map) or None,
                                        limit=cfg.data.limit).records
@@ -64,7 +65,7 @@ def grpo_step(cfg: GRPOConfig, state: PolicyState, task: GRPOTask, step: int) ->
     samples = sample_rollouts(cfg, state, requests)
     t1 = time.time()
     rewards, correct, invalid = score(cfg, task, chosen, samples)
-    stats = policy_gradient_step(cfg, state, samples, group_advantages(cfg, rewards))
+    stats = policy_gradient_step(cfg, state, samples, group_advantages(cfg, task, rewards))
     return {"reward_mean": float(rewards.mean()), "accuracy": float(correct.mean()),
             "invalid_rate": float(invalid.mean()),
             "groups_with_signal": float((rewards.max(1).values != rewards.min(1).values).float().mean()),
@@ -86,9 +87,9 @@ def score(cfg: GRPOConfig, task: GRPOTask, chosen: list[int], samples) -> tuple[
     return (torch.tensor(r).view(shape), torch.tensor(c).view(shape), torch.tensor(inv).view(shape))
 
 
-def group_advantages(cfg: GRPOConfig, rewards: torch.Tensor) -> torch.Tensor:
+def group_advantages(cfg: GRPOConfig, task: GRPOTask, rewards: torch.Tensor) -> torch.Tensor:
     """[P, G] rewards → [P·G] advantages (zero for dropped uniform groups)."""
-    adv = grpo_advantages(rewards, scale_by_std=cfg.scale_by_std)
+    adv = task.advantage_fn(rewards, scale_by_std=cfg.scale_by_std)
     if cfg.drop_uniform_groups:
         adv = adv * drop_uniform_groups(rewards).unsqueeze(1)
     return adv.reshape(-1)

@@ -24,16 +24,23 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
+from nemo_thinkrm.algorithms.pg_loss import clipped_pg_loss
 from nemo_thinkrm.checkpoint.convert import hf_dir_for, load_initial_weights, source_architecture
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import PolicyRLConfig
-from nemo_thinkrm.generation.interface import (GenerationOutput, GenerationRequest, RolloutEngine, RolloutSetup,
-                                               build_rollout_engine)
+from nemo_thinkrm.generation.interface import (
+    GenerationOutput,
+    GenerationRequest,
+    RolloutEngine,
+    RolloutSetup,
+    build_rollout_engine,
+)
 from nemo_thinkrm.models.builder import build_gpt_model
 from nemo_thinkrm.models.tokenizer import load_tokenizer, stop_token_ids
 from nemo_thinkrm.runtime.device import offload_module, on_accelerator, place_module
 from nemo_thinkrm.runtime.distributed import init_distributed
-from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, unwrap
+from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, train_step, unwrap
+from nemo_thinkrm.training.logprobs import token_logprobs, vocab_parallel_entropy, vocab_parallel_logprobs
 from nemo_thinkrm.training.loop import LoopParts, run_training
 
 logger = logging.getLogger("nemo_thinkrm.policy")
@@ -179,8 +186,6 @@ def build_batch(samples: Sequence[GenerationOutput], adv: torch.Tensor, pad_id: 
 
 def reference_logprobs(cfg: PolicyRLConfig, state: PolicyState, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs of the sampled tokens under the rollout policy (old) and the frozen reference."""
-    from nemo_thinkrm.training.logprobs import token_logprobs
-
     mb = cfg.micro_batch_size
     old = token_logprobs(state.chunks, batch["input_ids"], batch["targets"], micro_batch_size=mb, broadcast=True)
     with reference_on_device(state.reference, state.reference_offloaded) as model:
@@ -191,9 +196,6 @@ def reference_logprobs(cfg: PolicyRLConfig, state: PolicyState, batch) -> tuple[
 def pg_loss(cfg: PolicyRLConfig, vocab_size: int, batch, output):
     """The engine calls this with vocab-sharded logits (no labels in the batch). The policy
     entropy on response tokens is logged, not optimised (Think-RM: no entropy bonus)."""
-    from nemo_thinkrm.algorithms.pg_loss import clipped_pg_loss
-    from nemo_thinkrm.training.logprobs import vocab_parallel_entropy, vocab_parallel_logprobs
-
     logprob = vocab_parallel_logprobs(output, batch["targets"], vocab_size)
     loss_sum, count, stats = clipped_pg_loss(
         batch, logprob, clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high, dual_clip_c=cfg.dual_clip_c,
@@ -205,8 +207,6 @@ def pg_loss(cfg: PolicyRLConfig, vocab_size: int, batch, output):
 def ppo_update(cfg: PolicyRLConfig, state: PolicyState, batch) -> dict[str, float]:
     """``ppo_epochs`` passes over the rollout batch in mini-batches of ``global_batch_size``."""
     from megatron.core import parallel_state as ps
-
-    from nemo_thinkrm.training.engine import train_step
 
     n = batch["input_ids"].shape[0]
     dp, dp_rank = ps.get_data_parallel_world_size(), ps.get_data_parallel_rank()
@@ -225,7 +225,8 @@ def ppo_update(cfg: PolicyRLConfig, state: PolicyState, batch) -> dict[str, floa
             for k, v in result.stats.items():
                 totals[k] = totals.get(k, 0.0) + v
     tokens = max(totals.get("tokens", 1.0), 1.0)
-    out = {"pg_loss": totals.get("pg_loss_sum", 0.0) / tokens, "clip_fraction": totals.get("clipfrac_sum", 0.0) / tokens,
+    out = {"pg_loss": totals.get("pg_loss_sum", 0.0) / tokens,
+           "clip_fraction": totals.get("clipfrac_sum", 0.0) / tokens,
            "grad_norm": sum(grad_norms) / len(grad_norms), "entropy": totals.get("entropy_sum", 0.0) / tokens}
     if "kl_sum" in totals:
         out["kl"] = totals["kl_sum"] / tokens

@@ -15,11 +15,27 @@ from typing import Any
 
 import torch
 
+from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
 from nemo_thinkrm.checkpoint.convert import load_initial_weights, source_architecture
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import SFTConfig
-from nemo_thinkrm.data.packing import PackedRow, collate, pack_samples, pad_one, padding_waste
+from nemo_thinkrm.data.packing import PackedRow, collate, pack_samples, packed_seq_params, pad_one, padding_waste
 from nemo_thinkrm.data.sft import TokenizedSample, fit_to_length, load_sft_records, tokenize_record
+from nemo_thinkrm.models.tokenizer import load_tokenizer
+from nemo_thinkrm.runtime.device import collective_device, cuda_available
+from nemo_thinkrm.runtime.distributed import init_distributed
+from nemo_thinkrm.training.context_parallel import split_batch
+from nemo_thinkrm.training.engine import (
+    build_engine_model,
+    build_optimizer,
+    configure_for_training,
+    reduce_stats,
+    run_microbatches,
+    unwrap,
+)
+from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
+from nemo_thinkrm.training.memory import estimate_memory
+from nemo_thinkrm.training.resume import write_run_config
 
 logger = logging.getLogger("nemo_thinkrm.sft")
 
@@ -102,15 +118,6 @@ def prepare_samples(cfg: SFTConfig, tokenizer) -> tuple[list[TokenizedSample], l
 
 
 def run(cfg: SFTConfig) -> dict[str, Any]:
-    from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
-    from nemo_thinkrm.models.tokenizer import load_tokenizer
-    from nemo_thinkrm.runtime.device import cuda_available
-    from nemo_thinkrm.runtime.distributed import init_distributed
-    from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, unwrap
-    from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
-    from nemo_thinkrm.training.memory import estimate_memory
-    from nemo_thinkrm.training.resume import write_run_config
-
     source_cfg = source_architecture(cfg.model.hf_path)
     if source_cfg is not None:
         cfg.model = replace(source_cfg, params_dtype=cfg.model.params_dtype, tokenizer=cfg.model.tokenizer,
@@ -176,9 +183,6 @@ def make_batch(rows: list[PackedRow], *, te: bool, cp_size: int = 1, cp_rank: in
     packed row goes as THD (``cu_seqlens``), single-sample rows under TE's causal mask.
     Then this CP rank's share of every sequence (``training/context_parallel.py``).
     """
-    from nemo_thinkrm.data.packing import packed_seq_params
-    from nemo_thinkrm.training.context_parallel import split_batch
-
     batch = collate(rows, build_mask=not te)
     if te and any(len(r.sample_ids) > 1 for r in rows):  # a causal mask alone would mix the samples
         if len(rows) != 1:
@@ -192,10 +196,6 @@ def validation_loss(chunks, rows: list[PackedRow], cfg: SFTConfig, ctx, to_batch
     """Per-token mean loss over the validation rows (every DP rank takes its share)."""
     import torch.distributed as dist
     from megatron.core import parallel_state as ps
-
-    from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
-    from nemo_thinkrm.runtime.device import collective_device
-    from nemo_thinkrm.training.engine import reduce_stats, run_microbatches
 
     mine = rows[ctx.dp_rank::ctx.dp_size]
     mb = cfg.micro_batch_size

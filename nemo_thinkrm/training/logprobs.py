@@ -28,6 +28,7 @@ import torch
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.runtime.device import collective_device, to_host
+from nemo_thinkrm.training.engine import run_microbatches, unwrap
 
 
 def vocab_parallel_logprobs(vocab_parallel_logits: torch.Tensor, labels: torch.Tensor,
@@ -136,8 +137,6 @@ def token_logprobs(chunks: list[torch.nn.Module], input_ids: torch.Tensor, label
     Call on all ranks of the model-parallel group.
     """
     from megatron.core import parallel_state as ps
-
-    from nemo_thinkrm.training.engine import run_microbatches, unwrap
 
     if input_ids.shape != labels.shape or input_ids.dim() != 2:
         raise ConfigError(f"input_ids {tuple(input_ids.shape)} and labels {tuple(labels.shape)} must both be [B, S]")

@@ -19,23 +19,13 @@ from typing import Any, Callable, Optional
 import torch
 
 from nemo_thinkrm.checkpoint.training_state import Checkpointer, TrainState
+from nemo_thinkrm.config.errors import InjectedFault
 from nemo_thinkrm.config.stages import TrainConfig
 from nemo_thinkrm.metrics_log import MetricsLogger
 from nemo_thinkrm.training.resume import resume, write_run_config
 from nemo_thinkrm.training.engine import Batch, LossFn, StepResult, train_step, unwrap
 
 logger = logging.getLogger(__name__)
-
-
-class InjectedFault(RuntimeError):
-    """Raised by ``checkpoint.fail_after_step``; the CLI exits with code 17 (tests simulate a killed job).
-
-    A clean exception rather than ``os._exit``: megatron's checkpoint writer keeps a
-    multiprocessing manager that only shuts down on a normal exit, and what the
-    test needs — the on-disk state after step k and nothing after — is the same.
-    """
-
-    exit_code = 17
 
 
 @dataclass

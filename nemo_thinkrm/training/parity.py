@@ -12,14 +12,14 @@ from pathlib import Path
 import torch
 
 from nemo_thinkrm.config.model import ModelConfig
+from nemo_thinkrm.models.tp_comm import gather_vocab_logits
 from nemo_thinkrm.runtime.device import to_device, to_host
+from nemo_thinkrm.training.engine import run_microbatches
 
 
 def megatron_logits(module: torch.nn.Module, cfg: ModelConfig, input_ids: torch.Tensor) -> torch.Tensor:
     """Full-vocabulary logits ``[b, s, vocab]`` of a single-stage (PP=1) megatron model."""
     from megatron.core import parallel_state as ps
-
-    from nemo_thinkrm.models.tp_comm import gather_vocab_logits
 
     was_training = module.training
     module.eval()
@@ -51,9 +51,6 @@ def pipeline_logits(chunks: list[torch.nn.Module], cfg: ModelConfig, input_ids: 
     Returns the logits on the last pipeline stage and None on the others.
     """
     from megatron.core import parallel_state as ps
-
-    from nemo_thinkrm.models.tp_comm import gather_vocab_logits
-    from nemo_thinkrm.training.engine import run_microbatches
 
     def collect(batch, output):
         zero = output.sum() * 0

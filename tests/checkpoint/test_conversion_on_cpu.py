@@ -68,7 +68,7 @@ def test_bf16_conversion_and_sharded_index(tiny_hf_dirs, megatron_single, tmp_pa
 
 def _nemo1_per_rank(hf_dir: Path, out: Path, tp: int) -> None:
     """A NeMo 1.x-style .nemo: per-rank torch.save files, TE names, 'model.' prefix, BytesIO extra state."""
-    from nemo_thinkrm.models.hf_mapping import parameter_rules, shard
+    from nemo_thinkrm.models.hf_mapping import shard
 
     cfg = model_config_for_hf_dir(hf_dir)
     model = build_gpt_model(cfg, ParallelConfig(), backend="local")

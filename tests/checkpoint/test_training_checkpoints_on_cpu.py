@@ -44,7 +44,7 @@ def test_kill_and_resume_reproduces_uninterrupted_losses(tmp_path):
 @pytest.mark.dist
 def test_kill_and_resume_data_parallel(tmp_path):
     """DP=2 with the distributed optimizer: optimizer state is sharded over ranks."""
-    from tests.conftest import REPO, run_torchrun
+    from tests.conftest import run_torchrun
 
     main = "-m nemo_thinkrm"
     full, killed = tmp_path / "full", tmp_path / "killed"

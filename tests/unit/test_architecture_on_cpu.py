@@ -94,15 +94,45 @@ def test_no_import_cycle_between_packages():
     assert _cycles(graph) == []
 
 
+LAYERS = {  # ARCHITECTURE.md's table
+    "config": 0, "runtime": 1, "genrm": 1, "metrics_log": 2, "models": 2, "data": 3, "checkpoint": 4,
+    "training": 5, "algorithms": 5, "generation": 6, "trainers": 7, "evaluation": 7,
+    "stages": 8, "quickstart_report": 8, "ckpt_tools": 8, "cli": 9, "quickstart": 9, "__main__": 10,
+}
+
+
+def test_packages_import_only_from_lower_layers():
+    def top(m: str) -> str:
+        parts = m.split(".")
+        return parts[1] if len(parts) > 1 else "__init__"
+
+    wrong = sorted({(top(a), top(b)) for a, targets in _graph().items() for b in targets
+                    if top(a) in LAYERS and top(b) in LAYERS and top(a) != top(b)
+                    and LAYERS[top(b)] >= LAYERS[top(a)]})
+    assert wrong == []
+    assert {top(m) for m in _modules()} - {"__init__"} <= set(LAYERS)
+
+
 def test_the_cycle_check_finds_a_cycle():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 
-def test_config_layer_is_torch_free():
-    code = ("import sys, nemo_thinkrm.config.stages, nemo_thinkrm.config.rl; "
-            "bad = [m for m in ('torch', 'megatron', 'transformers') if m in sys.modules]; "
+def test_config_layer_and_cli_start_without_torch():
+    """The config layer is torch-free; the CLI imports torch, megatron and Hydra only once a stage runs."""
+    code = ("import sys, nemo_thinkrm.config.stages, nemo_thinkrm.config.rl, nemo_thinkrm.cli; "
+            "bad = [m for m in ('torch', 'megatron', 'transformers', 'hydra') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_no_private_name_is_imported_across_modules():
+    private = []
+    for p in PKG.rglob("*.py"):
+        for node in ast.walk(ast.parse(p.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nemo_thinkrm"):
+                private += [f"{p.relative_to(PKG)}: {node.module}.{a.name}" for a in node.names
+                            if a.name.startswith("_") and a.name != "__version__"]
+    assert private == []
 
 
 def test_no_file_over_the_size_limit():

@@ -29,8 +29,6 @@ from nemo_thinkrm.data.adapters import (
 )
 from nemo_thinkrm.evaluation.benchmarks.rewardbench import (
     REWARDBENCH_EXAMPLE_COUNTS,
-    REWARDBENCH_SCORE,
-    rewardbench_section_scores,
 )
 from nemo_thinkrm.data.preference import LoadResult, count_over_length, load_preference_data
 from nemo_thinkrm.data.records import BadRow, PreferenceRecord
@@ -310,49 +308,6 @@ def test_rewardbench_adapter():
     assert result.records[0].context == ({"role": "user", "content": "How do I boil an egg?"},)
     assert result.skipped == [("rewardbench:4000", "unknown RewardBench subset 'bogus-subset'"),
                               ("rewardbench:4001", "field 'chosen' is empty")]
-
-
-def test_rewardbench_section_scores_weighting():
-    accuracy = {"alpacaeval-easy": 1.0, "mt-bench-easy": 0.5,          # Chat
-                "llmbar-natural": 0.75, "llmbar-adver-GPTOut": 0.25,   # Chat Hard
-                "xstest-should-respond": 0.8, "donotanswer": 0.5,      # Safety
-                "math-prm": 0.5, "hep-python": 1.0, "hep-go": 0.0,     # Reasoning
-                "not-a-subset": 0.0}
-    counts = {"alpacaeval-easy": 100, "mt-bench-easy": 28, "llmbar-natural": 100, "llmbar-adver-GPTOut": 47,
-              "xstest-should-respond": 250, "donotanswer": 136, "math-prm": 447, "hep-python": 164, "hep-go": 82}
-    scores = rewardbench_section_scores(accuracy, counts)
-    chat = (100 * 1.0 + 28 * 0.5) / 128                 # 0.890625 (unweighted mean would be 0.75)
-    chat_hard = (100 * 0.75 + 47 * 0.25) / 147          # 0.5901... (unweighted 0.5)
-    safety = (250 * 0.8 + 136 * 0.5) / 386              # 0.6943... (unweighted 0.65)
-    code = (164 * 1.0 + 82 * 0.0) / 246                 # 2/3
-    reasoning = (0.5 + code) / 2                        # 0.58333 (plain count weighting: 0.559)
-    assert scores == pytest.approx({"Chat": chat, "Chat Hard": chat_hard, "Safety": safety,
-                                    "Reasoning": reasoning,
-                                    REWARDBENCH_SCORE: (chat + chat_hard + safety + reasoning) / 4})
-    assert scores["Reasoning"] == pytest.approx(7 / 12)
-    assert scores["Chat"] == pytest.approx(0.890625)
-
-
-def test_rewardbench_official_counts_reproduce_the_reference_formula():
-    accuracy = {subset: (i % 7 + 1) / 8 for i, subset in enumerate(REWARDBENCH_SECTIONS)}
-    official = {}   # calculate_scores_per_section of allenai/reward-bench, written out
-    for section, subsets in REWARDBENCH_SUBSETS.items():
-        total = sum(REWARDBENCH_EXAMPLE_COUNTS[s] for s in subsets)
-        official[section] = sum(accuracy[s] * REWARDBENCH_EXAMPLE_COUNTS[s] for s in subsets) / total
-    official[REWARDBENCH_SCORE] = sum(official.values()) / 4
-    assert rewardbench_section_scores(accuracy) == pytest.approx(official)
-
-
-def test_rewardbench_section_scores_partial_and_invalid():
-    partial = rewardbench_section_scores({"alpacaeval-easy": 0.5}, {"alpacaeval-easy": 10})
-    assert partial == {"Chat": 0.5}
-    with pytest.raises(ConfigError, match="must be in"):
-        rewardbench_section_scores({"alpacaeval-easy": 1.5})
-    with pytest.raises(ConfigError, match="positive example count"):
-        rewardbench_section_scores({"alpacaeval-easy": 0.5}, {})
-
-
-# --------------------------------------------------------------------------- RM-Bench
 
 
 def test_rm_bench_difficulty_cells():

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from nemo_thinkrm.evaluation.benchmarks import rewardbench
+from nemo_thinkrm.evaluation.benchmarks import rewardbench, rm_bench
 
 BENCHMARKS: dict[str, Callable[[dict], dict[str, Any]]] = {
     "rewardbench": rewardbench.extra_metrics,
+    "rm_bench": rm_bench.extra_metrics,
 }
+"""Keyed by the adapter name (``data.name``). JudgeBench has no entry: its pair rule (both orders
+judged, +1 / −1 / 0 summed) is reported for every dataset judged in both orders, so it lives in
+``genrm/scoring.py``; its categories are its adapter's sections."""
