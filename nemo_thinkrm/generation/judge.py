@@ -99,6 +99,16 @@ class CachedJudge(Generator):
             out.append(a)
         return out
 
+    def remember(self, requests: Sequence[GenerationRequest], answers: Sequence[GenerationOutput]) -> None:
+        """Cache answers another rank obtained (successful ones not cached yet)."""
+        if self.cache is None:
+            return
+        for req, ans in zip(requests, answers):
+            key = cache_key(req.prompt, self.sampling(req.seed).to_payload())
+            if ans.error is None and key not in self.cache:
+                self.cache.put(key, {"text": ans.text, "tokens": ans.output_tokens, "error": None,
+                                     "latency_s": ans.latency_s})
+
     def close(self) -> None:
         if self._client is not None:
             self._client.close()

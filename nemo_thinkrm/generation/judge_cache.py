@@ -19,8 +19,11 @@ def cache_key(prompt: Any, sampling: dict[str, Any]) -> str:
 
 
 class JudgeCache:
-    def __init__(self, path: Optional[str | Path] = None) -> None:
+    """``write=False``: read the file, keep new answers in memory only (one process writes the file)."""
+
+    def __init__(self, path: Optional[str | Path] = None, write: bool = True) -> None:
         self.path = Path(path) if path else None
+        self.write = write
         self._items: dict[str, dict[str, Any]] = {}
         self.hits = 0
         if self.path and self.path.is_file():
@@ -39,10 +42,13 @@ class JudgeCache:
 
     def put(self, key: str, value: dict[str, Any]) -> None:
         self._items[key] = value
-        if self.path:
+        if self.path and self.write:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             with open(self.path, "a") as f:
                 f.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._items
 
     def __len__(self) -> int:
         return len(self._items)

@@ -124,6 +124,40 @@ def is_rank0() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
+def data_parallel_coords() -> tuple[int, int]:
+    """(data-parallel size, this rank's data-parallel index); (1, 0) without model-parallel groups."""
+    from megatron.core import parallel_state as ps
+
+    if not ps.model_parallel_is_initialized():
+        return 1, 0
+    return ps.get_data_parallel_world_size(), ps.get_data_parallel_rank()
+
+
+def leads_model_parallel_group() -> bool:
+    """Whether this rank is the first of its tensor/pipeline/context-parallel group: one per
+    data-parallel replica, the rank that talks to outside services for that replica."""
+    from megatron.core import parallel_state as ps
+
+    if not ps.model_parallel_is_initialized():
+        return True
+    return (ps.get_tensor_model_parallel_rank() == 0 and ps.get_pipeline_model_parallel_rank() == 0
+            and ps.get_context_parallel_rank() == 0)
+
+
+def all_gather_objects(obj, over_data_parallel: bool = False) -> list:
+    """Every rank's picklable ``obj``, in rank order (over the whole world, or the DP group)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return [obj]
+    group = None
+    if over_data_parallel:
+        from megatron.core import parallel_state as ps
+
+        group = ps.get_data_parallel_group()
+    out: list = [None] * dist.get_world_size(group)
+    dist.all_gather_object(out, obj, group=group)
+    return out
+
+
 def broadcast_from_rank0(obj):
     """Rank 0's ``obj`` on every rank (a picklable object; the others pass anything, e.g. None).
 

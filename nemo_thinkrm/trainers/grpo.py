@@ -24,7 +24,7 @@ from nemo_thinkrm.genrm import load_template, parse_verdict, sample_accuracy
 from nemo_thinkrm.genrm.prompts import build_prompts, split_over_length
 from nemo_thinkrm.models.tokenizer import chat_renderer
 from nemo_thinkrm.trainers.policy import (PolicyState, build_policy, choose_prompts, policy_gradient_step,
-                                          rollout_requests, run_policy, sample_rollouts, start_policy)
+                                          run_policy, sample_rollouts, start_policy)
 
 logger = logging.getLogger("nemo_thinkrm.grpo")
 
@@ -46,6 +46,7 @@ class GRPOTask:
             logger.warning("%d pairs longer than max_prompt_tokens=%d are not used", len(over), cfg.max_prompt_tokens)
         if len(self.prompts) < cfg.prompts_per_step:
             raise ConfigError(f"{len(self.prompts)} usable prompts < prompts_per_step={cfg.prompts_per_step}")
+        self.ids, self.texts = [p.prompt_id for p in self.prompts], [p.text for p in self.prompts]
 
 
 def run(cfg: GRPOConfig) -> dict[str, Any]:
@@ -60,9 +61,7 @@ def run(cfg: GRPOConfig) -> dict[str, Any]:
 def grpo_step(cfg: GRPOConfig, state: PolicyState, task: GRPOTask, step: int) -> dict[str, float]:
     t0 = time.time()
     chosen = choose_prompts(len(task.prompts), cfg.prompts_per_step, cfg.seed, step)
-    requests = rollout_requests([p.prompt_id for p in task.prompts], [p.text for p in task.prompts], chosen,
-                                cfg.group_size, step)
-    samples = sample_rollouts(cfg, state, requests)
+    samples = sample_rollouts(cfg, state, task.ids, task.texts, chosen, step)
     t1 = time.time()
     rewards, correct, invalid = score(cfg, task, chosen, samples)
     stats = policy_gradient_step(cfg, state, samples, group_advantages(cfg, task, rewards))

@@ -26,9 +26,9 @@ from nemo_thinkrm.generation.openai_client import ClientConfig
 from nemo_thinkrm.genrm import INVALID, load_template, parse_verdict
 from nemo_thinkrm.genrm.prompts import pair_prompt
 from nemo_thinkrm.models.tokenizer import chat_renderer, load_tokenizer, render_generation_prompt
-from nemo_thinkrm.runtime.distributed import broadcast_from_rank0, is_rank0
-from nemo_thinkrm.trainers.policy import (PolicyState, build_policy, choose_prompts, policy_gradient_step,
-                                          rollout_requests, run_policy, sample_rollouts, start_policy)
+from nemo_thinkrm.runtime.distributed import all_gather_objects, is_rank0, leads_model_parallel_group
+from nemo_thinkrm.trainers.policy import (PolicyState, build_policy, choose_prompts, dp_share,
+                                          policy_gradient_step, run_policy, sample_rollouts, start_policy)
 
 logger = logging.getLogger("nemo_thinkrm.pairwise_rlhf")
 
@@ -54,10 +54,11 @@ class PairwiseTask:
         self.template = load_template(cfg.judge.template)
         judge_tok = load_tokenizer(type(cfg.model.tokenizer)(name=cfg.judge.model, think_prefix=cfg.judge.think_prefix))
         self.render_judge, _ = chat_renderer(judge_tok, cfg.judge.think_prefix)
-        # rank 0 asks the judges and keeps the cache (one writer); the other ranks get its answers
+        # the first rank of each data-parallel replica asks the judges for that replica's groups;
+        # every asker reads the cache, rank 0 alone appends to it (one writer per file)
         self.judge = None
-        if is_rank0():
-            cache = (JudgeCache(cfg.judge.cache_path or Path(cfg.run_dir) / "judge_cache.jsonl")
+        if leads_model_parallel_group():
+            cache = (JudgeCache(cfg.judge.cache_path or Path(cfg.run_dir) / "judge_cache.jsonl", write=is_rank0())
                      if cfg.judge.cache else None)
             client = ClientConfig(endpoints=cfg.judge.endpoints, model=cfg.judge.model, api_key=cfg.judge.api_key,
                                   max_concurrency=cfg.judge.max_concurrency,
@@ -81,7 +82,7 @@ def pairwise_step(cfg: PairwiseRLHFConfig, state: PolicyState, task: PairwiseTas
     t0 = time.time()
     chosen = choose_prompts(len(task.prompts), cfg.prompts_per_step, cfg.seed, step)
     ids = [f"p{i}" for i in range(len(task.prompts))]
-    samples = sample_rollouts(cfg, state, rollout_requests(ids, task.texts, chosen, cfg.group_size, step))
+    samples = sample_rollouts(cfg, state, ids, task.texts, chosen, step)
     t1 = time.time()
     adv, judge_stats = judge_groups(cfg, task, chosen, samples, step)
     t2 = time.time()
@@ -107,7 +108,9 @@ def judge_groups(cfg: PairwiseRLHFConfig, task: PairwiseTask, chosen: list[int],
     """Judge every pair of every group; return per-sample advantages and judge metrics."""
     G, mode = cfg.group_size, task.template.mode
     pairs = group_pairs(G, both_orders=cfg.judge.both_orders)
-    answers = ask_judges(task, judge_requests(cfg, task, chosen, samples, step, pairs))
+    requests = judge_requests(cfg, task, chosen, samples, step, pairs)
+    mine = set(dp_share(range(len(chosen))))  # this replica's groups, as in the rollouts
+    answers = ask_judges(task, requests, [n for n in range(len(requests)) if n // len(pairs) in mine])
     verdicts, lengths, failed = [], [], 0
     for ans in answers:
         if ans.error is None:
@@ -132,21 +135,34 @@ def judge_groups(cfg: PairwiseRLHFConfig, task: PairwiseTask, chosen: list[int],
                  "cached_pairs": sum(a.cached for a in answers)}
 
 
-def ask_judges(task: PairwiseTask, requests: list[GenerationRequest]) -> list[GenerationOutput]:
-    """Answers in request order.
+def ask_judges(task: PairwiseTask, requests: list[GenerationRequest], mine: list[int]) -> list[GenerationOutput]:
+    """Answers to every request, in order, on every rank.
 
-    Every rank holds the same rollouts (hence the same requests); rank 0 alone asks and
-    caches, and broadcasts the answers, so no request is sent twice and one process
-    appends to ``judge_cache.jsonl``.
+    Each data-parallel replica's first rank asks for the requests of its own groups
+    (``mine``), so no request is sent twice and the judges see the replicas' shares in
+    parallel; the answers are gathered over all ranks. An asker that fails tells the
+    others through the gather, and every rank stops.
     """
     outcome = None
-    if is_rank0():
+    error: Exception | None = None
+    if task.judge is not None:
         try:
-            outcome = ("ok", task.judge.generate(requests))
-        except Exception as exc:  # tell the other ranks, which wait in the broadcast, then fail here too
-            broadcast_from_rank0(("error", f"{type(exc).__name__}: {exc}"))
-            raise
-    kind, value = broadcast_from_rank0(outcome)
-    if kind == "error":
-        raise RuntimeError(f"rank 0 failed while asking the judges: {value}")
-    return value
+            outcome = ("ok", mine, task.judge.generate([requests[n] for n in mine]))
+        except Exception as exc:  # the others wait in the gather: tell them, then fail here too
+            error, outcome = exc, ("error", f"{type(exc).__name__}: {exc}", None)
+    gathered = [g for g in all_gather_objects(outcome) if g is not None]
+    if error is not None:
+        raise error
+    failures = [g[1] for g in gathered if g[0] == "error"]
+    if failures:
+        raise RuntimeError(f"another rank failed while asking the judges: {failures[0]}")
+    answers: list[GenerationOutput | None] = [None] * len(requests)
+    for _, positions, outs in gathered:
+        for n, out in zip(positions, outs):
+            answers[n] = out
+    missing = [n for n, a in enumerate(answers) if a is None]
+    if missing:
+        raise RuntimeError(f"{len(missing)} judge requests were asked by no rank (first: {requests[missing[0]].id})")
+    if task.judge is not None:
+        task.judge.remember(requests, answers)  # the other replicas' answers, for later steps
+    return answers

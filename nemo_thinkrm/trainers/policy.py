@@ -38,7 +38,7 @@ from nemo_thinkrm.generation.interface import (
 from nemo_thinkrm.models.builder import build_gpt_model
 from nemo_thinkrm.models.tokenizer import load_tokenizer, stop_token_ids
 from nemo_thinkrm.runtime.device import offload_module, on_accelerator, place_module
-from nemo_thinkrm.runtime.distributed import init_distributed
+from nemo_thinkrm.runtime.distributed import all_gather_objects, data_parallel_coords, init_distributed
 from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, train_step, unwrap
 from nemo_thinkrm.training.logprobs import token_logprobs, vocab_parallel_entropy, vocab_parallel_logprobs
 from nemo_thinkrm.training.loop import LoopParts, run_training
@@ -142,13 +142,35 @@ def rollout_requests(ids: Sequence[str], texts: Sequence[str], chosen: Sequence[
             for i in chosen for g in range(group_size)]
 
 
-def sample_rollouts(cfg: PolicyRLConfig, state: PolicyState, requests: list[GenerationRequest]
-                    ) -> list[GenerationOutput]:
-    """Sample with the policy's current weights; the engine gets them first (in memory) and
-    gives its memory back to training afterwards."""
+def dp_share(chosen: Sequence[int]) -> list[int]:
+    """This data-parallel replica's prompts of a step (every ``dp``-th): a group of G samples
+    stays on one replica, so group advantages need no communication until the gather."""
+    dp, rank = data_parallel_coords()
+    return list(chosen[rank::dp])
+
+
+def sample_rollouts(cfg: PolicyRLConfig, state: PolicyState, ids: Sequence[str], texts: Sequence[str],
+                    chosen: Sequence[int], step: int) -> list[GenerationOutput]:
+    """G samples for every chosen prompt, in ``chosen`` order, identical on every rank.
+
+    Each data-parallel replica samples only its share (``dp_share``) with the policy's
+    current weights (the engine gets them first, in memory, and gives its memory back to
+    training afterwards); the shares are then gathered over the DP group. Seeds follow the
+    prompt, not the rank, so the result does not depend on the layout.
+    """
+    mine = dp_share(chosen)
     state.engine.load_weights_from(state.module, cfg.model)
-    samples = state.engine.sample(requests)
+    local = state.engine.sample(rollout_requests(ids, texts, mine, cfg.group_size, step))
     state.engine.release_memory()
+    dp, rank = data_parallel_coords()
+    logger.info("rollouts: DP rank %d of %d sampled prompts %s × %d (%d of %d sequences)", rank, dp, mine,
+                cfg.group_size, len(local), len(chosen) * cfg.group_size)
+    shares = all_gather_objects(local, over_data_parallel=True)
+    G = cfg.group_size
+    samples = [shares[k % dp][(k // dp) * G + g] for k in range(len(chosen)) for g in range(G)]
+    expected = [f"{ids[i]}:g{g}" for i in chosen for g in range(G)]
+    if [x.id for x in samples] != expected:  # cheap, and a wrong order would silently mis-assign rewards
+        raise RuntimeError(f"gathered rollouts are out of order: {[x.id for x in samples][:4]} vs {expected[:4]}")
     return samples
 
 

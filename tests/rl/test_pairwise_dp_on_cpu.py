@@ -1,5 +1,6 @@
-"""Pairwise RLHF at DP = 2 (two gloo processes) against a real HTTP judge: each verdict is asked
-once and cached once, and every run-directory file has one writer.
+"""Pairwise RLHF at DP = 2 (two gloo processes) against a real HTTP judge: each replica samples
+and judges only its share of the prompts, each verdict is asked once and cached once, and every
+run-directory file has one writer.
 
 Both ranks hold the same rollouts, so before this each rank sent the same judge requests
 and appended the same answers to ``judge_cache.jsonl`` (every key twice, twice the server
@@ -10,6 +11,7 @@ so every pair scores 0 — the test is about who asks and who writes, not about 
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -28,11 +30,20 @@ def test_dp2_asks_and_caches_each_verdict_once(tiny_hf_dirs, tmp_path):
     judge_tok = str(tiny_bpe_dir(512))
     run_dir = tmp_path / "run"
     with in_thread(FakeServer("judge", model_id=judge_tok)) as judge:
-        run_torchrun("-m nemo_thinkrm", "pairwise-rlhf", "--config-name", "tiny_pairwise_rlhf", f"run_dir={run_dir}",
-                     f"model.hf_path={tiny_hf_dirs['llama']}", f"prompt_path={prompts}",
-                     f"judge.endpoints={judge.url}", f"judge.model={judge_tok}", f"train_iters={STEPS}",
-                     f"prompts_per_step={PROMPTS}", f"group_size={G}", "global_batch_size=8",
-                     "micro_batch_size=4", "checkpoint.save_interval=0")
+        proc = run_torchrun("-m nemo_thinkrm", "pairwise-rlhf", "--config-name", "tiny_pairwise_rlhf",
+                            f"run_dir={run_dir}", f"model.hf_path={tiny_hf_dirs['llama']}", f"prompt_path={prompts}",
+                            f"judge.endpoints={judge.url}", f"judge.model={judge_tok}", f"train_iters={STEPS}",
+                            f"prompts_per_step={PROMPTS}", f"group_size={G}", "global_batch_size=8",
+                            "micro_batch_size=4", "checkpoint.save_interval=0")
+    # each step, the two replicas sampled disjoint halves of the step's prompts
+    line = r"rollouts: DP rank (\d) of 2 sampled prompts \[([\d, ]*)\] × 4 \((\d+) of (\d+) sequences\)"
+    found = re.findall(line, proc.stdout + proc.stderr)
+    by_rank = {r: [(set(map(int, p.split(","))), int(n), int(m)) for rank, p, n, m in found if rank == r]
+               for r in ("0", "1")}
+    assert len(by_rank["0"]) == len(by_rank["1"]) == STEPS, found
+    for (mine0, n0, m0), (mine1, n1, m1) in zip(by_rank["0"], by_rank["1"]):
+        assert not mine0 & mine1 and len(mine0 | mine1) == PROMPTS
+        assert n0 + n1 == m0 == m1 == PROMPTS * G
     cache = [json.loads(line) for line in (run_dir / "judge_cache.jsonl").read_text().splitlines()]
     keys = [row["key"] for row in cache]
     assert len(keys) == len(set(keys)), "a verdict was cached twice"

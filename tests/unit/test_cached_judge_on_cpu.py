@@ -49,3 +49,23 @@ def test_failed_requests_come_back_with_an_error_and_are_not_cached(tmp_path):
             assert len(cache) == 0
         finally:
             judge.close()
+
+
+def test_a_reading_rank_remembers_other_answers_without_writing(tmp_path):
+    """Data-parallel judging: every asker reads the cache file, only rank 0 writes it, and answers
+    another rank obtained are remembered so a later step does not ask for them again."""
+    from nemo_thinkrm.generation.interface import GenerationOutput
+
+    path = tmp_path / "cache.jsonl"
+    with in_thread(FakeServer("j")) as server:
+        reader = CachedJudge(ClientConfig(endpoints=server.url, model="fake-model", max_retries=0), 0.6, 32,
+                             JudgeCache(path, write=False))
+        try:
+            req = GenerationRequest("r", "other rank's prompt", seed=3)
+            reader.remember([req], [GenerationOutput("r", "from rank 1", 4, "stop")])
+            assert reader.generate([req])[0].cached and server.generations == 0
+            fresh = reader.generate([GenerationRequest("s", "mine", seed=1)])
+            assert not fresh[0].cached and server.generations == 1
+        finally:
+            reader.close()
+    assert not path.exists()  # the reading rank never wrote
