@@ -51,6 +51,7 @@ class PairwiseTask:
         if len(prompts) < cfg.prompts_per_step:
             raise ConfigError(f"{len(prompts)} usable prompts < prompts_per_step={cfg.prompts_per_step}")
         self.prompts, self.texts = prompts, texts
+        self.ids = [f"p{i}" for i in range(len(prompts))]
         self.template = load_template(cfg.judge.template)
         judge_tok = load_tokenizer(type(cfg.model.tokenizer)(name=cfg.judge.model, think_prefix=cfg.judge.think_prefix))
         self.render_judge, _ = chat_renderer(judge_tok, cfg.judge.think_prefix)
@@ -81,8 +82,7 @@ def run(cfg: PairwiseRLHFConfig) -> dict[str, Any]:
 def pairwise_step(cfg: PairwiseRLHFConfig, state: PolicyState, task: PairwiseTask, step: int) -> dict[str, float]:
     t0 = time.time()
     chosen = choose_prompts(len(task.prompts), cfg.prompts_per_step, cfg.seed, step)
-    ids = [f"p{i}" for i in range(len(task.prompts))]
-    samples = sample_rollouts(cfg, state, ids, task.texts, chosen, step)
+    samples = sample_rollouts(cfg, state, task.ids, task.texts, chosen, step)
     t1 = time.time()
     adv, judge_stats = judge_groups(cfg, task, chosen, samples, step)
     t2 = time.time()

@@ -48,7 +48,7 @@ class LoopParts:
     """Samples one step consumes (default ``cfg.global_batch_size``)."""
 
 
-def supervised_step(parts_chunks: list[torch.nn.Module], optimizer: Any, scheduler: Any,
+def supervised_step(chunks: list[torch.nn.Module], optimizer: Any, scheduler: Any,
                     batches_for_step: Callable[[int, TrainState], list[Batch]], loss_fn: LossFn,
                     tokens_in: Callable[[list[Batch]], int], dp_size: int) -> Callable[[int, TrainState], dict]:
     """A step that trains on the micro-batches a data plan gives for step N (SFT and the like):
@@ -56,7 +56,7 @@ def supervised_step(parts_chunks: list[torch.nn.Module], optimizer: Any, schedul
     def step_fn(step: int, state: TrainState) -> dict[str, float]:
         mbs = batches_for_step(step, state)
         t0 = time.time()
-        result: StepResult = train_step(parts_chunks, optimizer, scheduler, mbs, loss_fn)
+        result: StepResult = train_step(chunks, optimizer, scheduler, mbs, loss_fn)
         dt = time.time() - t0
         metrics = {"loss": result.stats["loss_sum"] / max(result.stats["tokens"], 1.0),
                    "lr": result.lr, "grad_norm": result.grad_norm,
