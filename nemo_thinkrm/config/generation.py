@@ -41,7 +41,9 @@ class GenerationConfig:
     max_model_len: Optional[int] = None
     enforce_eager: bool = False
     batch_size: int = 16
-    """hf: prompts per generate() call."""
+    """hf and the megatron rollout sampler: prompts per batch."""
+    kv_cache: bool = True
+    """megatron rollout sampler: KV-cached decoding (false: recompute the whole sequence every token)."""
 
     def validate(self) -> None:
         if self.backend not in ENGINE_NAMES:

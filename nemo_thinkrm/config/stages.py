@@ -202,9 +202,12 @@ class PolicyRLConfig(TrainConfig):
     prompts_per_step: int = 64
     group_size: int = 4
     rollout_engine: str = "megatron"
-    """megatron: sample from the training model itself (any TP, PP=1). vllm: a colocated in-process vLLM
-    engine that gets the policy's weights in memory before each rollout and sleeps during training
-    (GPU); needs TP = PP = DP = 1."""
+    """megatron: sample from the training model itself (KV-cached; any TP, PP=1). vllm: a vLLM engine in
+    every training process (any TP/PP/DP; its own TP is generation.tensor_parallel_size) that gets the
+    policy's weights in memory before each rollout and sleeps during training (GPU)."""
+    refit_bucket_mb: float = 512.0
+    """rollout_engine=vllm: the weight hand-over gathers the policy's shards this many MB at a time
+    (its extra memory is about 3 buckets per rank)."""
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     """Rollout sampling: temperature, top_p, max_new_tokens, stop strings."""
     max_prompt_tokens: int = 4096
@@ -233,10 +236,14 @@ class PolicyRLConfig(TrainConfig):
         self.generation.check_sampling()
         if self.ppo_epochs < 1:
             raise ConfigError(f"ppo_epochs must be >= 1, got {self.ppo_epochs}")
-        if self.rollout_engine == "vllm" and (self.parallel.tensor_model_parallel_size > 1
-                                              or self.parallel.pipeline_model_parallel_size > 1):
-            raise ConfigError("rollout_engine=vllm (colocated, in-memory weight sync) needs "
-                              "tensor/pipeline_model_parallel_size=1; use rollout_engine=megatron for larger layouts")
+        if self.rollout_engine == "megatron" and self.parallel.pipeline_model_parallel_size > 1:
+            raise ConfigError("rollout_engine=megatron samples from one model chunk (pipeline_model_parallel_size=1); "
+                              "use rollout_engine=vllm for a pipelined policy")
+        if self.rollout_engine == "vllm" and self.generation.tensor_parallel_size < 1:
+            raise ConfigError(f"generation.tensor_parallel_size (the vLLM rollout engine's TP) must be >= 1, "
+                              f"got {self.generation.tensor_parallel_size}")
+        if self.refit_bucket_mb <= 0:
+            raise ConfigError(f"refit_bucket_mb must be > 0, got {self.refit_bucket_mb}")
         if self.group_size < 2:
             raise ConfigError(f"group_size must be >= 2 (samples are compared within a group), got {self.group_size}")
         if (self.prompts_per_step * self.group_size) % self.global_batch_size != 0:

@@ -101,6 +101,8 @@ class RolloutSetup:
     max_model_len: int = 0
     seed: int = 0
     dtype: str = "auto"
+    refit_bucket_mb: float = 512.0
+    """Weight hand-over bucket (engines that hold their own copy of the weights)."""
 
 
 @runtime_checkable
@@ -109,8 +111,20 @@ class RolloutEngine(Protocol):
 
     ``load_weights_from`` runs before every rollout (a no-op for an engine that samples from
     the training model itself); ``release_memory`` after it, so the engine gives its GPU
-    memory back while the trainer updates.
+    memory back while the trainer updates. All three run on every rank.
+
+    Layout: the world's ranks form ``replicas()[0]`` sampling replicas; each samples only its
+    share of a step's prompts and ``gather_shares`` puts every replica's outputs, in replica
+    order, on every rank (the megatron sampler's replicas are the trainer's DP replicas; a
+    vLLM engine's are ``world / its own TP``).
     """
+
+    def replicas(self) -> tuple[int, int]:
+        """(number of sampling replicas, this rank's replica index)."""
+        ...
+
+    def gather_shares(self, local: list[GenerationOutput]) -> list[list[GenerationOutput]]:
+        ...
 
     def sample(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
         ...

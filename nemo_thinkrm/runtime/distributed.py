@@ -158,6 +158,12 @@ def all_gather_objects(obj, over_data_parallel: bool = False) -> list:
     return out
 
 
+def barrier() -> None:
+    """Wait for every rank (a no-op in a single process)."""
+    if dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
+
+
 def broadcast_from_rank0(obj):
     """Rank 0's ``obj`` on every rank (a picklable object; the others pass anything, e.g. None).
 

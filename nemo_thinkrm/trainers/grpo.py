@@ -61,14 +61,14 @@ def run(cfg: GRPOConfig) -> dict[str, Any]:
 def grpo_step(cfg: GRPOConfig, state: PolicyState, task: GRPOTask, step: int) -> dict[str, float]:
     t0 = time.time()
     chosen = choose_prompts(len(task.prompts), cfg.prompts_per_step, cfg.seed, step)
-    samples = sample_rollouts(cfg, state, task.ids, task.texts, chosen, step)
+    samples, rollout_stats = sample_rollouts(cfg, state, task.ids, task.texts, chosen, step)
     t1 = time.time()
     rewards, correct, invalid = score(cfg, task, chosen, samples)
     stats = policy_gradient_step(cfg, state, samples, group_advantages(cfg, task, rewards))
     return {"reward_mean": float(rewards.mean()), "accuracy": float(correct.mean()),
             "invalid_rate": float(invalid.mean()),
             "groups_with_signal": float((rewards.max(1).values != rewards.min(1).values).float().mean()),
-            **stats, "time_rollout_s": t1 - t0,
+            **stats, **rollout_stats, "time_rollout_s": t1 - t0,
             "tokens_per_s": stats["response_tokens"] / max(time.time() - t0, 1e-9)}
 
 

@@ -26,8 +26,9 @@ from nemo_thinkrm.generation.openai_client import ClientConfig
 from nemo_thinkrm.genrm import INVALID, load_template, parse_verdict
 from nemo_thinkrm.genrm.prompts import pair_prompt
 from nemo_thinkrm.models.tokenizer import chat_renderer, load_tokenizer, render_generation_prompt
-from nemo_thinkrm.runtime.distributed import all_gather_objects, is_rank0, leads_model_parallel_group
-from nemo_thinkrm.trainers.policy import (PolicyState, build_policy, choose_prompts, dp_share,
+from nemo_thinkrm.runtime.distributed import (all_gather_objects, data_parallel_coords, is_rank0,
+                                              leads_model_parallel_group)
+from nemo_thinkrm.trainers.policy import (PolicyState, build_policy, choose_prompts, replica_share,
                                           policy_gradient_step, run_policy, sample_rollouts, start_policy)
 
 logger = logging.getLogger("nemo_thinkrm.pairwise_rlhf")
@@ -82,12 +83,12 @@ def run(cfg: PairwiseRLHFConfig) -> dict[str, Any]:
 def pairwise_step(cfg: PairwiseRLHFConfig, state: PolicyState, task: PairwiseTask, step: int) -> dict[str, float]:
     t0 = time.time()
     chosen = choose_prompts(len(task.prompts), cfg.prompts_per_step, cfg.seed, step)
-    samples = sample_rollouts(cfg, state, task.ids, task.texts, chosen, step)
+    samples, rollout_stats = sample_rollouts(cfg, state, task.ids, task.texts, chosen, step)
     t1 = time.time()
     adv, judge_stats = judge_groups(cfg, task, chosen, samples, step)
     t2 = time.time()
     stats = policy_gradient_step(cfg, state, samples, adv)
-    return {**judge_stats, **stats, "time_rollout_s": t1 - t0, "time_judge_s": t2 - t1}
+    return {**judge_stats, **stats, **rollout_stats, "time_rollout_s": t1 - t0, "time_judge_s": t2 - t1}
 
 
 def judge_requests(cfg: PairwiseRLHFConfig, task: PairwiseTask, chosen: list[int], samples, step: int,
@@ -109,7 +110,7 @@ def judge_groups(cfg: PairwiseRLHFConfig, task: PairwiseTask, chosen: list[int],
     G, mode = cfg.group_size, task.template.mode
     pairs = group_pairs(G, both_orders=cfg.judge.both_orders)
     requests = judge_requests(cfg, task, chosen, samples, step, pairs)
-    mine = set(dp_share(range(len(chosen))))  # this replica's groups, as in the rollouts
+    mine = set(replica_share(range(len(chosen)), *data_parallel_coords()))  # this DP replica's groups
     answers = ask_judges(task, requests, [n for n in range(len(requests)) if n // len(pairs) in mine])
     verdicts, lengths, failed = [], [], 0
     for ans in answers:

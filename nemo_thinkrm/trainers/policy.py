@@ -38,7 +38,7 @@ from nemo_thinkrm.generation.interface import (
 from nemo_thinkrm.models.builder import build_gpt_model
 from nemo_thinkrm.models.tokenizer import load_tokenizer, stop_token_ids
 from nemo_thinkrm.runtime.device import offload_module, on_accelerator, place_module
-from nemo_thinkrm.runtime.distributed import all_gather_objects, data_parallel_coords, init_distributed
+from nemo_thinkrm.runtime.distributed import barrier, init_distributed, is_rank0
 from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, train_step, unwrap
 from nemo_thinkrm.training.logprobs import token_logprobs, vocab_parallel_entropy, vocab_parallel_logprobs
 from nemo_thinkrm.training.loop import LoopParts, run_training
@@ -101,21 +101,21 @@ def build_policy(cfg: PolicyRLConfig, tokenizer, stop_strings: Optional[list]) -
 def _rollout_setup(cfg: PolicyRLConfig, chunks, tokenizer, stop_strings: Optional[list]) -> RolloutSetup:
     hf_dir = None
     if cfg.rollout_engine == "vllm":
-        import torch.distributed as dist
-
-        if dist.get_world_size() != 1:
-            raise ConfigError("rollout_engine=vllm runs one in-process engine beside a policy that is not "
-                              f"model- or data-parallel (world size 1, got {dist.get_world_size()}); "
-                              "use rollout_engine=megatron for parallel layouts")
-        # the engine starts from a 🤗 copy; its weights are replaced from megatron before every rollout
-        hf_dir = str(hf_dir_for(cfg.model.hf_path, Path(cfg.run_dir) / "rollout_hf"))
-        logger.info("rollouts: colocated vLLM engine for %s (weights synced in memory)", hf_dir)
+        # the engine starts from a 🤗 copy (converted once, by rank 0); its weights are replaced
+        # from megatron before every rollout
+        target = Path(cfg.run_dir) / "rollout_hf"
+        if is_rank0():
+            hf_dir_for(cfg.model.hf_path, target)
+        barrier()
+        hf_dir = str(hf_dir_for(cfg.model.hf_path, target))
+        logger.info("rollouts: colocated vLLM engine for %s (engine TP %d, weights synced in memory)", hf_dir,
+                    cfg.generation.tensor_parallel_size)
     stops = stop_strings if stop_strings is not None else (cfg.generation.stop or [])
     return RolloutSetup(chunks=chunks, tokenizer=tokenizer, generation=cfg.generation,
                         eos_token_ids=stop_token_ids(tokenizer), stop_strings=list(stops), hf_dir=hf_dir,
                         max_model_len=min(cfg.max_prompt_tokens + cfg.generation.max_new_tokens,
                                           cfg.model.max_position_embeddings),
-                        seed=cfg.seed, dtype=str(cfg.model.params_dtype))
+                        seed=cfg.seed, dtype=str(cfg.model.params_dtype), refit_bucket_mb=cfg.refit_bucket_mb)
 
 
 def run_policy(cfg: PolicyRLConfig, state: PolicyState,
@@ -142,36 +142,40 @@ def rollout_requests(ids: Sequence[str], texts: Sequence[str], chosen: Sequence[
             for i in chosen for g in range(group_size)]
 
 
-def dp_share(chosen: Sequence[int]) -> list[int]:
-    """This data-parallel replica's prompts of a step (every ``dp``-th): a group of G samples
+def replica_share(chosen: Sequence[int], replicas: int, index: int) -> list[int]:
+    """One sampling replica's prompts of a step (every ``replicas``-th): a group of G samples
     stays on one replica, so group advantages need no communication until the gather."""
-    dp, rank = data_parallel_coords()
-    return list(chosen[rank::dp])
+    return list(chosen[index::replicas])
 
 
 def sample_rollouts(cfg: PolicyRLConfig, state: PolicyState, ids: Sequence[str], texts: Sequence[str],
-                    chosen: Sequence[int], step: int) -> list[GenerationOutput]:
-    """G samples for every chosen prompt, in ``chosen`` order, identical on every rank.
+                    chosen: Sequence[int], step: int) -> tuple[list[GenerationOutput], dict[str, float]]:
+    """G samples for every chosen prompt, in ``chosen`` order, identical on every rank, and the
+    rollout's timings (``refit_s``: the weight hand-over; ``time_generate_s``).
 
-    Each data-parallel replica samples only its share (``dp_share``) with the policy's
-    current weights (the engine gets them first, in memory, and gives its memory back to
-    training afterwards); the shares are then gathered over the DP group. Seeds follow the
-    prompt, not the rank, so the result does not depend on the layout.
+    Each sampling replica of the engine (``RolloutEngine.replicas``) samples only its share
+    (``replica_share``) with the policy's current weights (the engine gets them first, in
+    memory, and gives its memory back to training afterwards); the shares are then gathered.
+    Seeds follow the prompt, not the rank, so the result does not depend on the layout.
     """
-    mine = dp_share(chosen)
-    state.engine.load_weights_from(state.module, cfg.model)
-    local = state.engine.sample(rollout_requests(ids, texts, mine, cfg.group_size, step))
-    state.engine.release_memory()
-    dp, rank = data_parallel_coords()
-    logger.info("rollouts: DP rank %d of %d sampled prompts %s × %d (%d of %d sequences)", rank, dp, mine,
+    engine = state.engine
+    n, index = engine.replicas()
+    mine = replica_share(chosen, n, index)
+    t0 = time.time()
+    engine.load_weights_from(state.module, cfg.model)
+    t1 = time.time()
+    local = engine.sample(rollout_requests(ids, texts, mine, cfg.group_size, step))
+    engine.release_memory()
+    t2 = time.time()
+    logger.info("rollouts: replica %d of %d sampled prompts %s × %d (%d of %d sequences)", index, n, mine,
                 cfg.group_size, len(local), len(chosen) * cfg.group_size)
-    shares = all_gather_objects(local, over_data_parallel=True)
+    shares = engine.gather_shares(local)
     G = cfg.group_size
-    samples = [shares[k % dp][(k // dp) * G + g] for k in range(len(chosen)) for g in range(G)]
+    samples = [shares[k % n][(k // n) * G + g] for k in range(len(chosen)) for g in range(G)]
     expected = [f"{ids[i]}:g{g}" for i in chosen for g in range(G)]
     if [x.id for x in samples] != expected:  # cheap, and a wrong order would silently mis-assign rewards
         raise RuntimeError(f"gathered rollouts are out of order: {[x.id for x in samples][:4]} vs {expected[:4]}")
-    return samples
+    return samples, {"refit_s": getattr(engine, "last_refit_s", t1 - t0), "time_generate_s": t2 - t1}
 
 
 # ------------------------------------------------------------------ update

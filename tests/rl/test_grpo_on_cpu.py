@@ -107,7 +107,7 @@ def test_grpo_needs_a_start_checkpoint(pairs, tmp_path):
     assert proc.returncode == 2 and "model.hf_path is required" in proc.stderr
 
 
-def test_vllm_rollouts_refuse_model_parallel_layouts(pairs, tmp_path):
+def test_megatron_rollouts_refuse_a_pipelined_policy(pairs, tmp_path):
     proc = run_cli("grpo", "--config-name", "tiny_grpo", f"run_dir={tmp_path}", f"data.path={pairs}",
-                   "model.hf_path=/x", "rollout_engine=vllm", "parallel.tensor_model_parallel_size=2")
-    assert proc.returncode == 2 and "rollout_engine=megatron for larger layouts" in proc.stderr
+                   "model.hf_path=/x", "parallel.pipeline_model_parallel_size=2")
+    assert proc.returncode == 2 and "use rollout_engine=vllm for a pipelined policy" in proc.stderr

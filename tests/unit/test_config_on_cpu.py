@@ -71,6 +71,8 @@ def test_every_config_composes_and_validates(name):
         obj.optim.validate()
         obj.parallel.validate(obj.model, 16, cuda=True)
     assert obj.run_dir == "/tmp/x"
+    if "8b" in name and ("grpo" in name or "rlhf" in name):  # 4096-token rollouts need a KV-cached engine
+        assert obj.rollout_engine == "vllm" and obj.generation.tensor_parallel_size == 1
 
 
 @pytest.mark.parametrize("name", ["tiny_grpo", "tiny_pairwise_rlhf"])
@@ -82,8 +84,12 @@ def test_both_rl_stages_check_rollouts_alike(name):
         with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
             return OmegaConf.to_object(compose(config_name=name, overrides=["run_dir=/tmp/x", *NEEDS_DATA[name], *more]))
     load("rollout_engine=vllm").validate()
-    with pytest.raises(ConfigError, match="use rollout_engine=megatron for larger layouts"):
-        load("rollout_engine=vllm", "parallel.tensor_model_parallel_size=2").validate()
+    load("rollout_engine=vllm", "parallel.tensor_model_parallel_size=2", "parallel.pipeline_model_parallel_size=2",
+         "generation.tensor_parallel_size=2").validate()
+    with pytest.raises(ConfigError, match="use rollout_engine=vllm for a pipelined policy"):
+        load("parallel.pipeline_model_parallel_size=2").validate()
+    with pytest.raises(ConfigError, match="refit_bucket_mb must be > 0"):
+        load("rollout_engine=vllm", "refit_bucket_mb=0").validate()
     with pytest.raises(ConfigError, match=r"rollout_engine='sglang' is not one of"):
         load("rollout_engine=sglang").validate()
     with pytest.raises(ConfigError, match="group_size must be >= 2"):

@@ -1,5 +1,7 @@
-"""MegatronSampler (full-recompute sampling from the megatron model, TP=1): greedy equals
-🤗 generate, seeds reproduce, EOS and stop strings end a row correctly."""
+"""MegatronSampler (sampling from the megatron model, TP=1), KV-cached and full recompute:
+greedy equals 🤗 generate for prompts of different lengths in one batch, the two loops give the
+same tokens (greedy and seeded), seeds reproduce, EOS and stop strings end a row correctly.
+TP=2: tests/rl/test_sampler_tp2_on_cpu.py."""
 
 from __future__ import annotations
 
@@ -35,8 +37,8 @@ def chunks(tiny_hf_dirs, megatron_single):
 
 
 def _sampler(chunks, tok, eos=(), stop=None, **kw):
-    cfg = GenerationConfig(backend="hf", temperature=kw.pop("temperature", 0.0), max_new_tokens=NEW,
-                           batch_size=kw.pop("batch_size", 8), **kw)
+    cfg = GenerationConfig(backend="hf", temperature=kw.pop("temperature", 0.0),
+                           max_new_tokens=kw.pop("max_new_tokens", NEW), batch_size=kw.pop("batch_size", 8), **kw)
     return MegatronSampler(chunks, tok, cfg, list(eos), stop_strings=stop)
 
 
@@ -44,10 +46,11 @@ def _reqs(prompts, seed=0):
     return [GenerationRequest(id=f"r{i}", prompt=p, seed=seed) for i, p in enumerate(prompts)]
 
 
-def test_greedy_equals_transformers(chunks, tok, tiny_hf_dirs):
+@pytest.mark.parametrize("kv_cache", [True, False])
+def test_greedy_equals_transformers(chunks, tok, tiny_hf_dirs, kv_cache):
     hf = transformers.AutoModelForCausalLM.from_pretrained(tiny_hf_dirs["qwen3"], dtype=torch.float32).eval()
     chunks[0].train()
-    seqs = _sampler(chunks, tok).sample(_reqs(PROMPTS))
+    seqs = _sampler(chunks, tok, kv_cache=kv_cache).sample(_reqs(PROMPTS))
     assert chunks[0].training  # mode restored
     for p, s in zip(PROMPTS, seqs):
         ids = torch.tensor([tok(p, add_special_tokens=False)["input_ids"]])
@@ -57,6 +60,24 @@ def test_greedy_equals_transformers(chunks, tok, tiny_hf_dirs):
         assert s.output_ids == ref
         assert s.finish_reason == "length" and len(s.output_ids) == NEW
         assert s.prompt_ids == ids[0].tolist()
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_kv_cache_gives_the_full_recompute_tokens(chunks, tok, temperature):
+    """Mixed prompt lengths in one batch (forced prompt tokens in the lock-step loop), rows ending
+    at different times (EOS and a stop string drop rows from the cache mid-batch)."""
+    prompts = PROMPTS + ["a", "the question answer response " * 6]
+    full = _sampler(chunks, tok, temperature=temperature, kv_cache=False, max_new_tokens=40,
+                    top_p=0.95).sample(_reqs(prompts, 3))
+    eos = [full[0].output_ids[7]]
+    stop = [full[1].text[10:13]] if full[1].text[10:13].strip() else None
+    kw = dict(temperature=temperature, eos=eos, stop=stop, max_new_tokens=40, top_p=0.95)
+    ref = _sampler(chunks, tok, kv_cache=False, **kw).sample(_reqs(prompts, 3))
+    got = _sampler(chunks, tok, kv_cache=True, **kw).sample(_reqs(prompts, 3))
+    assert [o.output_ids for o in got] == [o.output_ids for o in ref]
+    assert [(o.text, o.finish_reason) for o in got] == [(o.text, o.finish_reason) for o in ref]
+    assert ref[0].finish_reason == "stop" and len(ref[0].output_ids) < 40  # the EOS really ended a row early
+    assert {o.finish_reason for o in ref} == {"stop", "length"}
 
 
 def test_batch_size_and_order(chunks, tok):
