@@ -1,12 +1,16 @@
 #!/usr/bin/env python
 """SFT throughput on CPU: ``thinkrm sft`` (megatron, with and without packing) vs a plain 🤗
 transformers training loop on the same tiny model and the same variable-length data, measured
-side by side in one run and printed as ratios. Also padding waste with and without packing.
+side by side in one run and printed as ratios; padding waste with and without packing; model
+FLOP/s and MFU against this machine's fp32 matmul peak, measured in the same run.
 
-    .venv/bin/python bench/sft_throughput.py [--samples 256] [--steps 20]
+    .venv/bin/python bench/sft_throughput.py [--samples 256] [--steps 20] [--shapes default,wide]
 
+Shapes: ``default`` (2 layers, hidden 128, seq 1024) and ``wide`` (4 layers, hidden 256, seq 2048).
 Tokens/s counts real (non-padding) tokens through forward + backward + optimizer step,
-excluding the first 3 steps (warm-up).
+excluding the first 3 steps (warm-up). Model FLOPs are counted the same way for every run, on
+the samples' real tokens (``nemo_thinkrm/training/flops.py``: 6·N per token plus causal attention
+within each sample), so MFU compares useful work, not what padding or masking costs.
 """
 
 from __future__ import annotations
@@ -48,11 +52,12 @@ def ours(data: Path, hf_dir: Path, steps: int, packing: bool, seq: int, gbs: int
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if proc.returncode != 0:
         raise SystemExit(proc.stderr[-3000:])
-    rows = [json.loads(l) for l in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    tps = [r["tokens_per_s"] for r in rows if r["kind"] == "train"][3:]
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    train = [r for r in rows if r["kind"] == "train"][3:]
     log = proc.stdout + proc.stderr
     waste = float(log.split("padding ")[1].split("%")[0]) / 100
-    return {"tokens_per_s": statistics.mean(tps), "padding_waste": waste}
+    return {"tokens_per_s": statistics.mean(r["tokens_per_s"] for r in train), "padding_waste": waste,
+            "flops_per_s": statistics.mean(r["model_flops_per_s"] for r in train)}
 
 
 def hf_loop(data: Path, hf_dir: Path, steps: int, batch: int, seq: int) -> dict:
@@ -70,7 +75,11 @@ def hf_loop(data: Path, hf_dir: Path, steps: int, batch: int, seq: int) -> dict:
     model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).train()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(0)
-    times, tokens, real, total = [], [], 0, 0
+    from nemo_thinkrm.models.loading import model_config_for_hf_dir
+    from nemo_thinkrm.training.flops import training_flops
+
+    cfg = model_config_for_hf_dir(hf_dir)
+    times, tokens, flops, real, total = [], [], [], 0, 0
     for step in range(steps):
         idx = torch.randint(0, len(samples), (batch,), generator=g).tolist()
         group = [samples[i] for i in idx]
@@ -91,40 +100,71 @@ def hf_loop(data: Path, hf_dir: Path, steps: int, batch: int, seq: int) -> dict:
         opt.zero_grad()
         times.append(time.time() - t0)
         tokens.append(int(attn.sum()))
+        flops.append(training_flops(cfg, [len(s.input_ids) for s in group]))
         real, total = real + int(attn.sum()), total + attn.numel()
-    return {"tokens_per_s": sum(tokens[3:]) / sum(times[3:]), "padding_waste": 1 - real / total}
+    return {"tokens_per_s": sum(tokens[3:]) / sum(times[3:]), "padding_waste": 1 - real / total,
+            "flops_per_s": sum(flops[3:]) / sum(times[3:])}
+
+
+def matmul_peak(n: int = 2048, repeats: int = 10) -> float:
+    """This machine's fp32 FLOP/s on a large square GEMM (best of ``repeats``): the MFU denominator."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n ** 3 / best
+
+
+SHAPES = {"default": dict(layers=2, hidden=128, ffn=256, seq=1024, heads=4, kv=2),
+          "wide": dict(layers=4, hidden=256, ffn=512, seq=2048, heads=4, kv=2)}
+
+
+def run_shape(name: str, shape: dict, args, work: Path, peak: float) -> None:
+    from nemo_thinkrm.config.model import TokenizerConfig
+    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
+    from nemo_thinkrm.models.tokenizer import load_tokenizer
+
+    work = work / name
+    work.mkdir()
+    data = work / "sft.jsonl"
+    make_data(data, args.samples)
+    hf_dir = save_tiny_hf_checkpoint(tiny_model_config("llama", num_layers=shape["layers"], hidden_size=shape["hidden"],
+                                                       ffn=shape["ffn"], heads=shape["heads"], kv_heads=shape["kv"],
+                                                       init_std=0.02, max_positions=4096), work / "hf",
+                                     tokenizer=load_tokenizer(TokenizerConfig()))
+    gbs, seq = 8, shape["seq"]
+    hf = hf_loop(data, hf_dir, args.steps, gbs, seq)
+    packed = ours(data, hf_dir, args.steps, True, seq, gbs, work)
+    padded = ours(data, hf_dir, args.steps, False, seq, gbs, work)
+    print(f"\n[{name}] tiny Llama ({shape['layers']} layers, hidden {shape['hidden']}), {args.samples} "
+          f"variable-length samples, seq {seq}, {args.steps} steps (first 3 excluded)")
+    print(f"{'run':<38}{'tokens/s':>10}{'padding':>10}{'vs 🤗':>8}{'GFLOP/s':>10}{'MFU':>7}")
+    for label, r in (("🤗 transformers loop (dynamic padding)", hf), ("thinkrm sft, packing", packed),
+                     ("thinkrm sft, no packing (pad to seq)", padded)):
+        print(f"{label:<38}{r['tokens_per_s']:>10.0f}{100 * r['padding_waste']:>9.1f}%"
+              f"{r['tokens_per_s'] / hf['tokens_per_s']:>8.2f}{r['flops_per_s'] / 1e9:>10.1f}"
+              f"{100 * r['flops_per_s'] / peak:>6.1f}%")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=256)
     ap.add_argument("--steps", type=int, default=20)
-    ap.add_argument("--seq", type=int, default=1024)
+    ap.add_argument("--shapes", default="default,wide")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO))
-    from nemo_thinkrm.config.model import TokenizerConfig
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
-    from nemo_thinkrm.models.tokenizer import load_tokenizer
-
+    peak = matmul_peak()
+    print(f"SFT throughput on CPU ({os.cpu_count()} cores); fp32 matmul peak (2048³ GEMM, this run): "
+          f"{peak / 1e9:.1f} GFLOP/s")
     with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        data = work / "sft.jsonl"
-        make_data(data, args.samples)
-        hf_dir = save_tiny_hf_checkpoint(tiny_model_config("llama", hidden_size=128, ffn=256, init_std=0.02,
-                                                           max_positions=4096), work / "hf",
-                                         tokenizer=load_tokenizer(TokenizerConfig()))
-        gbs = 8
-        hf = hf_loop(data, hf_dir, args.steps, gbs, args.seq)
-        packed = ours(data, hf_dir, args.steps, True, args.seq, gbs, work)
-        padded = ours(data, hf_dir, args.steps, False, args.seq, gbs, work)
-    print(f"SFT throughput on CPU ({os.cpu_count()} cores), tiny Llama (2 layers, hidden 128), "
-          f"{args.samples} variable-length samples, seq {args.seq}, {args.steps} steps (first 3 excluded)")
-    print(f"{'run':<38}{'tokens/s':>10}{'padding':>10}{'vs 🤗':>8}")
-    for name, r in (("🤗 transformers loop (dynamic padding)", hf), ("thinkrm sft, packing", packed),
-                    ("thinkrm sft, no packing (pad to seq)", padded)):
-        print(f"{name:<38}{r['tokens_per_s']:>10.0f}{100 * r['padding_waste']:>9.1f}%"
-              f"{r['tokens_per_s'] / hf['tokens_per_s']:>8.2f}")
+        for name in args.shapes.split(","):
+            run_shape(name, SHAPES[name], args, Path(tmp), peak)
 
 
 if __name__ == "__main__":

@@ -118,6 +118,20 @@ def block_causal_mask(segment_ids: torch.Tensor) -> torch.Tensor:
     return (~allowed).unsqueeze(1)
 
 
+def segment_params(segment_ids: torch.Tensor):
+    """Segment boundaries of a ``[b, S]`` micro-batch for the local layers' attention
+    (``models/sdpa_attention.py``): ``cu_seqlens_q`` marks every run of one segment id (a
+    sample, or padding) over the flattened ``b·S`` positions, rows never joined; format "sbhd"
+    (the tensors stay ``[s, b, ...]``). Replaces the ``[b, 1, S, S]`` block-diagonal mask."""
+    from megatron.core.packed_seq_params import PackedSeqParams
+
+    b, s = segment_ids.shape
+    starts = torch.ones(b, s, dtype=torch.bool)
+    starts[:, 1:] = segment_ids[:, 1:] != segment_ids[:, :-1]
+    cu = torch.cat([starts.reshape(-1).nonzero()[:, 0], torch.tensor([b * s])]).to(torch.int32)
+    return PackedSeqParams(qkv_format="sbhd", cu_seqlens_q=cu, cu_seqlens_kv=cu, max_seqlen_q=s, max_seqlen_kv=s)
+
+
 def packed_seq_params(segment_ids: torch.Tensor, pad_multiple: int = 1):
     """Transformer Engine THD metadata for a micro-batch of one packed row (GPU path).
 

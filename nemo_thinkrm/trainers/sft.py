@@ -19,7 +19,8 @@ from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
 from nemo_thinkrm.checkpoint.convert import load_initial_weights, source_architecture
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import SFTConfig
-from nemo_thinkrm.data.packing import PackedRow, collate, pack_samples, packed_seq_params, pad_one, padding_waste
+from nemo_thinkrm.data.packing import (PackedRow, collate, pack_samples, packed_seq_params, pad_one, padding_waste,
+                                       segment_params)
 from nemo_thinkrm.data.sft import TokenizedSample, fit_to_length, load_sft_records, tokenize_record
 from nemo_thinkrm.models.tokenizer import load_tokenizer
 from nemo_thinkrm.runtime.device import collective_device, cuda_available
@@ -33,6 +34,7 @@ from nemo_thinkrm.training.engine import (
     run_microbatches,
     unwrap,
 )
+from nemo_thinkrm.training.flops import segment_lengths, training_flops
 from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
 from nemo_thinkrm.training.memory import estimate_memory
 from nemo_thinkrm.training.resume import write_run_config
@@ -166,7 +168,9 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
 
     step_fn = supervised_step(chunks, optimizer, scheduler, batches_for_step, masked_token_loss,
                               tokens_in=lambda mbs: sum(int((b["segment_ids"] > 0).sum()) for b in mbs),
-                              dp_size=ctx.dp_size * ctx.cp_size)  # each CP rank holds a share of the tokens
+                              dp_size=ctx.dp_size * ctx.cp_size,  # each CP rank holds a share of the tokens
+                              flops_in=lambda mbs: sum(training_flops(cfg.model, segment_lengths(b["segment_ids"]),
+                                                                      ctx.cp_size) for b in mbs))
     parts = LoopParts(chunks=chunks, optimizer=optimizer, scheduler=scheduler, step_fn=step_fn,
                       tokenizer=tokenizer, run_config_yaml=run_config,
                       validate=validate if val_rows else None, eval_interval=cfg.eval_interval)
@@ -179,11 +183,14 @@ def make_batch(rows: list[PackedRow], *, te: bool, cp_size: int = 1, cp_rank: in
                pad_multiple: int = 1) -> dict:
     """One micro-batch (host tensors) as this rank's model needs it.
 
-    Local layers (CPU): the block-diagonal mask. Transformer Engine: no dense mask — a
-    packed row goes as THD (``cu_seqlens``), single-sample rows under TE's causal mask.
-    Then this CP rank's share of every sequence (``training/context_parallel.py``).
+    Local layers (CPU): the segment boundaries (``segment_params``: attention inside each
+    sample only, no ``[S, S]`` mask). Transformer Engine: a packed row goes as THD
+    (``cu_seqlens``), single-sample rows under TE's causal mask. Then this CP rank's share of
+    every sequence (``training/context_parallel.py``).
     """
-    batch = collate(rows, build_mask=not te)
+    batch = collate(rows, build_mask=False)
+    if not te:
+        batch["packed_seq_params"] = segment_params(batch["segment_ids"])
     if te and any(len(r.sample_ids) > 1 for r in rows):  # a causal mask alone would mix the samples
         if len(rows) != 1:
             raise ConfigError(f"packed SFT on Transformer Engine (THD) takes one packed row per micro-batch; "

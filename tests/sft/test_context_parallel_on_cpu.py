@@ -118,8 +118,9 @@ def test_sft_batches_for_transformer_engine_and_cp():
     from nemo_thinkrm.trainers.sft import make_batch
 
     rows = pack_samples([_sample(1, 6), _sample(2, 4)], seq_length=16, pad_id=-1, pad_multiple=4)
-    local = make_batch(rows, te=False)
-    assert local["attention_mask"].shape == (1, 1, 16, 16) and "packed_seq_params" not in local
+    local = make_batch(rows, te=False)  # segment ids 1×5, 0×3, 2×3, 0×5: one run each, no [S, S] mask
+    assert "attention_mask" not in local and local["packed_seq_params"].qkv_format == "sbhd"
+    assert local["packed_seq_params"].cu_seqlens_q.tolist() == [0, 5, 8, 11, 16]
     te = make_batch(rows, te=True, cp_size=2, cp_rank=1, pad_multiple=4)
     assert "attention_mask" not in te and te["input_ids"].shape == (1, 8)
     assert te["packed_seq_params"].cu_seqlens_q_padded.tolist() == [0, 8, 16]
