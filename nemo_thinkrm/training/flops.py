@@ -22,8 +22,7 @@ from nemo_thinkrm.config.model import ModelConfig
 
 def matmul_params(cfg: ModelConfig) -> int:
     """Elements of every weight matrix a token passes through (all layers + the output layer)."""
-    head_dim = cfg.kv_channels or cfg.hidden_size // cfg.num_attention_heads
-    q, kv = cfg.num_attention_heads * head_dim, cfg.num_query_groups * head_dim
+    q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_query_groups * cfg.head_dim
     attention = cfg.hidden_size * (q + 2 * kv) + q * cfg.hidden_size
     mlp = 3 * cfg.hidden_size * cfg.ffn_hidden_size  # SwiGLU: gate, up, down
     return cfg.num_layers * (attention + mlp) + cfg.hidden_size * cfg.vocab_size
@@ -45,8 +44,6 @@ def training_flops(cfg: ModelConfig, lengths: Iterable[int] | torch.Tensor, cp_s
     Under context parallelism ``lengths`` are this rank's shares (1/cp of each sample): its
     queries attend to the whole sample, so its attention work is ``cp·l_local²`` per sample.
     """
-    lengths = torch.as_tensor(list(lengths) if not isinstance(lengths, torch.Tensor) else lengths,
-                              dtype=torch.float64)
-    head_dim = cfg.kv_channels or cfg.hidden_size // cfg.num_attention_heads
-    attention = 6.0 * cfg.num_layers * cfg.num_attention_heads * head_dim * cp_size * float((lengths ** 2).sum())
+    lengths = torch.as_tensor(lengths if isinstance(lengths, torch.Tensor) else list(lengths), dtype=torch.float64)
+    attention = 6.0 * cfg.num_layers * cfg.num_attention_heads * cfg.head_dim * cp_size * float((lengths ** 2).sum())
     return 6.0 * matmul_params(cfg) * float(lengths.sum()) + attention

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 
 import torch
 import transformers
@@ -70,7 +71,9 @@ def main() -> None:
     before = sample_all()
     chunks = build_engine_model(cfg_b, parallel, wrap_ddp=False)
     load_hf_weights(unwrap(chunks[0]), cfg_b, b_dir)
+    t0 = time.time()
     n_loaded = engine.load_weights_from(unwrap(chunks[0]), cfg_b)
+    refit_s = time.time() - t0
     after = sample_all()
     if dist.get_rank() == 0:
         prompt_ids = [s.prompt_ids for s in before]
@@ -78,7 +81,7 @@ def main() -> None:
         json.dump({"gap_before_vs_a": argmax_gap(a_dir, prompt_ids, b_ids),
                    "gap_after_vs_b": argmax_gap(b_dir, prompt_ids, a_ids),
                    "gap_after_vs_a": argmax_gap(a_dir, prompt_ids, a_ids),
-                   "after_ids": a_ids, "ids": [s.id for s in after], "replicas": n, "refit_s": engine.last_refit_s,
+                   "after_ids": a_ids, "ids": [s.id for s in after], "replicas": n, "refit_s": refit_s,
                    "lengths": [len(x) for x in b_ids + a_ids], "n_loaded": n_loaded,
                    "prompt_ids_match": prompt_ids == [tok(p, add_special_tokens=False)["input_ids"]
                                                       for p in PROMPTS]},
