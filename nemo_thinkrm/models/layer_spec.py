@@ -54,7 +54,10 @@ def layer_spec_for(model: ModelConfig, backend: Backend):
         return gpt_layer_specs.get_gpt_layer_with_transformer_engine_spec(
             num_experts=None, moe_grouped_gemm=False, qk_layernorm=model.qk_layernorm)
     # sdpa_attention subclasses megatron's attention at import: loaded only for the local spec
+    from nemo_thinkrm.models import cpu_rope
     from nemo_thinkrm.models.sdpa_attention import SDPADotProductAttention
+
+    cpu_rope.install()  # RoPE without concatenations for CPU tensors (megatron's own otherwise)
 
     spec = gpt_layer_specs.get_gpt_layer_local_spec(
         num_experts=None, moe_grouped_gemm=False, qk_layernorm=model.qk_layernorm,

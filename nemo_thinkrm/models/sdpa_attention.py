@@ -33,36 +33,36 @@ class SDPADotProductAttention(DotProductAttention):
         if attention_bias is not None or (packed_seq_params is not None and packed_seq_params.qkv_format != "sbhd"):
             raise NotImplementedError("SDPA core attention takes a dense mask or sbhd segments; "
                                       "use Transformer Engine for THD")
-        groups = self.num_attention_heads_per_partition // self.num_query_groups_per_partition
-        if groups > 1:
-            key = key.repeat_interleave(groups, dim=2)
-            value = value.repeat_interleave(groups, dim=2)
+        # grouped-query attention: SDPA's enable_gqa (query head i reads key/value group
+        # i // (heads / groups), megatron's order) instead of repeat_interleave copies of k and v
+        # and their summing backward (profiled: ~2 % of a packed step)
+        gqa = self.num_attention_heads_per_partition != self.num_query_groups_per_partition
         # [s, b, h, d] → [b, h, s, d]
         dropout = self.config.attention_dropout if self.training else 0.0
         if packed_seq_params is not None:
-            return self._segments(query, key, value, packed_seq_params.cu_seqlens_q, dropout)
+            return self._segments(query, key, value, packed_seq_params.cu_seqlens_q, dropout, gqa)
         q, k, v = (t.permute(1, 2, 0, 3) for t in (query, key, value))
         if attention_mask is None:
             out = F.scaled_dot_product_attention(q, k, v, is_causal=q.shape[2] > 1, dropout_p=dropout,
-                                                 scale=self.softmax_scale)
+                                                 scale=self.softmax_scale, enable_gqa=gqa)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=~attention_mask, dropout_p=dropout,
-                                                 scale=self.softmax_scale)
+                                                 scale=self.softmax_scale, enable_gqa=gqa)
         b, h, s, d = out.shape
         return out.permute(2, 0, 1, 3).reshape(s, b, h * d)
 
     def _segments(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cu_seqlens: torch.Tensor,
-                  dropout: float) -> torch.Tensor:
+                  dropout: float, gqa: bool) -> torch.Tensor:
         """Causal attention inside each ``[cu[i], cu[i+1])`` run of the flattened ``[b·S]`` positions."""
         s, b, h, d = query.shape
-        # [s, b, h, d] → [h, b·s, d]: row-major over (row, position), as the boundaries are
+        # [s, b, heads, d] → [1, heads, b·s, d]: row-major over (row, position), as the boundaries are
         q, k, v = (t.permute(2, 1, 0, 3).reshape(1, t.shape[2], b * s, d) for t in (query, key, value))
         bounds = cu_seqlens.tolist()
         sizes = [e - a for a, e in zip(bounds[:-1], bounds[1:])]
         # split, not slicing: its backward is one concatenation, where each slice's backward would
         # write a full-size zero gradient (profiled: 15 % of a step)
         pieces = [F.scaled_dot_product_attention(qs, ks, vs, is_causal=qs.shape[2] > 1, dropout_p=dropout,
-                                                 scale=self.softmax_scale)
+                                                 scale=self.softmax_scale, enable_gqa=gqa)
                   for qs, ks, vs in zip(q.split(sizes, dim=2), k.split(sizes, dim=2), v.split(sizes, dim=2))]
         out = torch.cat(pieces, dim=2)[0]  # [h, b·s, d]
         return out.view(h, b, s, d).permute(2, 1, 0, 3).reshape(s, b, h * d)
