@@ -1,8 +1,12 @@
 """Process-group and megatron ``parallel_state`` set-up from a ParallelConfig.
 
-Works under ``torchrun``/``srun`` (env:// rendezvous: RANK, WORLD_SIZE, MASTER_ADDR,
-MASTER_PORT, LOCAL_RANK) and as a plain single process (world size 1, a private
-TCP store on a free port), so ``thinkrm <stage>`` needs no launcher on a laptop.
+Works under ``torchrun`` (also srun + torchrun, as ``slurm/*.sbatch`` launch; env://
+rendezvous: RANK, WORLD_SIZE, MASTER_ADDR, MASTER_PORT, LOCAL_RANK), in a multi-task job of
+Hydra's submitit launcher (``hydra.launcher.tasks_per_node=N``: the variables come from
+submitit's ``TorchDistributedEnvironment``), and as a plain single process (world size 1, a
+private TCP store on a free port), so ``thinkrm <stage>`` needs no launcher on a laptop. A bare
+``srun -n N python -m nemo_thinkrm`` (N processes that would each think they are alone and
+write the same run directory) is refused.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
+from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.parallel import ParallelConfig
 from nemo_thinkrm.runtime.cpu_compat import apply_cpu_compat
@@ -60,14 +65,15 @@ def init_distributed(parallel: ParallelConfig, model: ModelConfig | None = None,
 
     Idempotent: a second call with the same layout returns the current context.
     """
-    from megatron.core import parallel_state, tensor_parallel
+    from megatron.core import parallel_state
 
     apply_cpu_compat()
     if not dist.is_initialized():
         backend = default_backend() if parallel.backend == "auto" else parallel.backend
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        if "RANK" in os.environ:  # torchrun / srun+torchrun: env:// rendezvous
+        _slurm_tasks_to_env()
+        if "RANK" in os.environ:  # torchrun / srun+torchrun / submitit tasks: env:// rendezvous
             dist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_minutes))
         else:  # a plain single process; leave os.environ alone so child processes start clean
             dist.init_process_group(backend=backend, init_method=f"tcp://127.0.0.1:{_free_port()}",
@@ -83,6 +89,21 @@ def init_distributed(parallel: ParallelConfig, model: ModelConfig | None = None,
         )
     seed_all(seed)
     return current_context()
+
+
+def _slurm_tasks_to_env() -> None:
+    """In an srun step of several tasks without torchrun, give each task its rank (submitit) or refuse."""
+    tasks = int(os.environ.get("SLURM_STEP_NUM_TASKS", os.environ.get("SLURM_NTASKS", "1")) or 1)
+    if "RANK" in os.environ or "SLURM_PROCID" not in os.environ or "SLURM_STEP_ID" not in os.environ or tasks <= 1:
+        return
+    if os.environ.get("SUBMITIT_EXECUTOR") != "slurm":
+        raise ConfigError(f"running as task {os.environ['SLURM_PROCID']} of {tasks} Slurm tasks without torchrun: "
+                          "launch with slurm/thinkrm.sbatch (srun + torchrun), or srun --ntasks-per-node=1 torchrun")
+    from submitit.helpers import TorchDistributedEnvironment
+
+    env = TorchDistributedEnvironment().export(set_cuda_visible_devices=False)
+    logger.info("submitit task %d of %d: rendezvous %s:%d", env.rank, env.world_size, env.master_addr,
+                env.master_port)
 
 
 def seed_all(seed: int) -> None:

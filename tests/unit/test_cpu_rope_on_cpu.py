@@ -16,7 +16,6 @@ def _freqs(s: int, d: int) -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def megatron_bshd():
-    from megatron.core.models.common.embeddings import rope_utils
 
     cpu_rope.install()
     return cpu_rope._MEGATRON_BSHD
