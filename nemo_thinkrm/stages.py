@@ -30,6 +30,8 @@ class Stage:
 
 STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("sft", "sft", "nemo_thinkrm.trainers.sft:run", "warm-up SFT on long chain-of-thought traces"),
+    Stage("rm", "rm", "nemo_thinkrm.trainers.reward_model:run",
+          "a Bradley-Terry reward model (the baseline a GenRM is compared with)"),
     Stage("grpo", "grpo", "nemo_thinkrm.trainers.grpo:run", "rule-based RL of the judge (GRPO)"),
     Stage("pairwise-rlhf", "pairwise_rlhf", "nemo_thinkrm.trainers.pairwise_rlhf:run",
           "align a policy with a served judge's pairwise verdicts"),

@@ -121,7 +121,45 @@ class SFTConfig(TrainConfig):
 
 
 
+@dataclass
+class RMDataConfig:
+    """Preference pairs for a Bradley-Terry reward model (any adapter, or the embedded task)."""
 
+    name: str = "generic"
+    """Adapter: helpsteer2_preference, helpsteer3, skywork_preference, rewardbench, rm_bench, judgebench, generic."""
+    path: Optional[str] = None
+    """Local file, glob or directory; ``builtin:arithmetic:N`` for the embedded task (its own held-out pairs)."""
+    hub_id: Optional[str] = None
+    split: str = "train"
+    field_map: Dict[str, str] = field(default_factory=dict)
+    limit: Optional[int] = None
+    max_bad_fraction: float = 0.5
+    val_path: Optional[str] = None
+    """Held-out pairs (same adapter); None: ``val_fraction`` of the training pairs (builtin: its own)."""
+    val_fraction: float = 0.05
+    use_margin: bool = False
+    """Margin loss: subtract the preference strength's magnitude (1..3) from the reward gap."""
+
+
+@dataclass
+class RewardModelConfig(TrainConfig):
+    """A Bradley-Terry reward model on the megatron ``GPTModel`` (``thinkrm rm``)."""
+
+    data: RMDataConfig = field(default_factory=RMDataConfig)
+    eval_interval: int = 0
+    """Held-out accuracy every N steps (0: only at the end)."""
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.data.path and not self.data.hub_id:
+            raise ConfigError("data.path (or data.hub_id) is required: preference pairs, or builtin:arithmetic:N")
+        if self.parallel.context_parallel_size > 1:
+            raise ConfigError(f"thinkrm rm reads each response's last token; context parallelism "
+                              f"(parallel.context_parallel_size={self.parallel.context_parallel_size}) would cut "
+                              "it away from its rank: use 1")
+        if self.parallel.sequence_parallel:
+            raise ConfigError("thinkrm rm's reward head is replicated over TP ranks and needs full hidden states: "
+                              "set parallel.sequence_parallel=false")
 
 
 @dataclass
@@ -367,6 +405,7 @@ class QuickstartConfig(RunConfig):
 
 SCHEMAS = {
     "sft_schema": SFTConfig,
+    "rm_schema": RewardModelConfig,
     "grpo_schema": GRPOConfig,
     "pairwise_rlhf_schema": PairwiseRLHFConfig,
     "eval_schema": EvalConfig,

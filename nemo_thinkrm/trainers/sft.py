@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -23,64 +23,23 @@ from nemo_thinkrm.data.packing import (PackedRow, collate, pack_samples, packed_
                                        segment_params)
 from nemo_thinkrm.data.sft import TokenizedSample, fit_to_length, load_sft_records, tokenize_record
 from nemo_thinkrm.models.tokenizer import load_tokenizer
-from nemo_thinkrm.runtime.device import collective_device, cuda_available
+from nemo_thinkrm.runtime.device import cuda_available
 from nemo_thinkrm.runtime.distributed import init_distributed
 from nemo_thinkrm.training.context_parallel import split_batch
 from nemo_thinkrm.training.engine import (
     build_engine_model,
     build_optimizer,
     configure_for_training,
-    reduce_stats,
-    run_microbatches,
+    evaluation_stats,
     unwrap,
 )
+from nemo_thinkrm.training.epochs import EpochPlan
 from nemo_thinkrm.training.flops import segment_lengths, training_flops
 from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
 from nemo_thinkrm.training.memory import estimate_memory
 from nemo_thinkrm.training.resume import write_run_config
 
 logger = logging.getLogger("nemo_thinkrm.sft")
-
-
-@dataclass
-class EpochPlan:
-    """Packed rows per epoch, built on demand and cached (cheap: token lists only)."""
-
-    samples: list[TokenizedSample]
-    seq_length: int
-    pad_id: int
-    seed: int
-    packing: bool
-    global_batch: int
-    pad_multiple: int = 1
-    """Pad each packed sample to a multiple of this (2 × CP, so every sequence splits evenly)."""
-
-    def __post_init__(self) -> None:
-        self._cache: dict[int, list[PackedRow]] = {}
-
-    def rows(self, epoch: int) -> list[PackedRow]:
-        if epoch not in self._cache:
-            g = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
-            order = [self.samples[i] for i in torch.randperm(len(self.samples), generator=g).tolist()]
-            self._cache[epoch] = (pack_samples(order, self.seq_length, self.pad_id, self.pad_multiple) if self.packing
-                                  else [pad_one(s, self.seq_length, self.pad_id) for s in order])
-        return self._cache[epoch]
-
-    def steps_in(self, epoch: int) -> int:
-        return len(self.rows(epoch)) // self.global_batch
-
-    def locate(self, step: int) -> tuple[int, int]:
-        """1-based step → (epoch, index of its first row in that epoch)."""
-        remaining, epoch = step - 1, 0
-        while True:
-            n = self.steps_in(epoch)
-            if n == 0:
-                raise ConfigError(f"an epoch packs into {len(self.rows(epoch))} sequences, fewer than "
-                                  f"global_batch_size={self.global_batch}; lower it or add data")
-            if remaining < n:
-                return epoch, remaining * self.global_batch
-            remaining -= n
-            epoch += 1
 
 
 def tokenize_all(records, tokenizer, think_prefix: bool) -> list[TokenizedSample]:
@@ -130,8 +89,10 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     ctx = init_distributed(cfg.parallel, cfg.model, seed=cfg.seed)
     train, val, data_report = prepare_samples(cfg, tokenizer)
     pad_multiple = 2 * ctx.cp_size if ctx.cp_size > 1 else 1
-    plan = EpochPlan(train, cfg.seq_length, tokenizer.pad_token_id, cfg.seed, cfg.data.packing, cfg.global_batch_size,
-                     pad_multiple)
+    pad_id = tokenizer.pad_token_id
+    plan = EpochPlan(train, cfg.seed, cfg.global_batch_size,
+                     (lambda order: pack_samples(order, cfg.seq_length, pad_id, pad_multiple)) if cfg.data.packing
+                     else (lambda order: [pad_one(s, cfg.seq_length, pad_id) for s in order]))
     if cfg.num_epochs:
         cfg.train_iters = sum(plan.steps_in(e) for e in range(cfg.num_epochs))
         logger.info("%d epochs = %d steps", cfg.num_epochs, cfg.train_iters)
@@ -201,24 +162,5 @@ def make_batch(rows: list[PackedRow], *, te: bool, cp_size: int = 1, cp_rank: in
 
 def validation_loss(chunks, rows: list[PackedRow], cfg: SFTConfig, ctx, to_batch) -> float:
     """Per-token mean loss over the validation rows (every DP rank takes its share)."""
-    import torch.distributed as dist
-    from megatron.core import parallel_state as ps
-
-    mine = rows[ctx.dp_rank::ctx.dp_size]
-    mb = cfg.micro_batch_size
-    n = len(mine) // mb
-    # every DP rank must run the same number of micro-batches (collectives inside the schedule)
-    n_all = torch.tensor([n], dtype=torch.long, device=collective_device())
-    if ps.get_data_parallel_world_size() > 1:
-        dist.all_reduce(n_all, op=dist.ReduceOp.MIN, group=ps.get_data_parallel_group())
-    n = int(n_all)
-    if n == 0:
-        return float("nan")
-    mbs = [to_batch(mine[k * mb:(k + 1) * mb]) for k in range(n)]
-    for c in chunks:
-        c.eval()
-    with torch.no_grad():
-        stats = reduce_stats(run_microbatches(chunks, mbs, masked_token_loss, forward_only=True))
-    for c in chunks:
-        c.train()
-    return stats["loss_sum"] / max(stats["tokens"], 1.0)
+    stats = evaluation_stats(chunks, rows, cfg.micro_batch_size, to_batch, masked_token_loss, ctx.dp_rank, ctx.dp_size)
+    return stats["loss_sum"] / max(stats["tokens"], 1.0) if stats else float("nan")

@@ -46,20 +46,22 @@ def build_engine_model(model_cfg: ModelConfig, parallel: ParallelConfig,
                        recompute: Optional[RecomputeConfig] = None, backend: str = "auto",
                        wrap_ddp: bool = True) -> list[torch.nn.Module]:
     """This rank's model chunk(s), DDP-wrapped for training; per-token loss mode on."""
-    from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
-
     module = build_gpt_model(model_cfg, parallel, backend=backend, recompute=recompute)
     module.config.calculate_per_token_loss = True
-    if not wrap_ddp:
-        return [module]
+    return ddp_wrap(module, parallel) if wrap_ddp else [module]
+
+
+def ddp_wrap(module: torch.nn.Module, parallel: ParallelConfig) -> list[torch.nn.Module]:
+    """megatron's DDP around a built model (grad buffers are laid out now: change modules before)."""
+    from megatron.core.distributed import DistributedDataParallel, DistributedDataParallelConfig
+
     ddp_cfg = DistributedDataParallelConfig(
         grad_reduce_in_fp32=True,
         overlap_grad_reduce=False,
         use_distributed_optimizer=parallel.use_distributed_optimizer,
         check_for_nan_in_grad=True,
     )
-    ddp = DistributedDataParallel(config=module.config, ddp_config=ddp_cfg, module=module)
-    return [ddp]
+    return [DistributedDataParallel(config=module.config, ddp_config=ddp_cfg, module=module)]
 
 
 def unwrap(chunk: torch.nn.Module) -> torch.nn.Module:
@@ -185,3 +187,30 @@ def reduce_stats(stats_list: list[dict[str, torch.Tensor]]) -> dict[str, float]:
     if ps.get_data_parallel_world_size(with_context_parallel=True) > 1:
         dist.all_reduce(vec, group=ps.get_data_parallel_group(with_context_parallel=True))
     return {k: float(v) for k, v in zip(keys, vec.tolist())}
+
+
+def evaluation_stats(chunks: list[torch.nn.Module], rows: list, micro_batch_size: int,
+                     to_batch: Callable[[list], Batch], loss_fn: LossFn, dp_rank: int, dp_size: int
+                     ) -> Optional[dict[str, float]]:
+    """A loss function's stats summed over held-out rows (forward only; each DP rank takes its
+    share, all ranks run the same number of micro-batches); None when there are too few rows."""
+    import torch.distributed as dist
+    from megatron.core import parallel_state as ps
+
+    mine = rows[dp_rank::dp_size]
+    n = len(mine) // micro_batch_size
+    # every DP rank must run the same number of micro-batches (collectives inside the schedule)
+    n_all = torch.tensor([n], dtype=torch.long, device=collective_device())
+    if ps.get_data_parallel_world_size() > 1:
+        dist.all_reduce(n_all, op=dist.ReduceOp.MIN, group=ps.get_data_parallel_group())
+    n = int(n_all)
+    if n == 0:
+        return None
+    mbs = [to_batch(mine[k * micro_batch_size:(k + 1) * micro_batch_size]) for k in range(n)]
+    for c in chunks:
+        c.eval()
+    with torch.no_grad():
+        stats = reduce_stats(run_microbatches(chunks, mbs, loss_fn, forward_only=True))
+    for c in chunks:
+        c.train()
+    return stats

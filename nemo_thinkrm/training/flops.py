@@ -20,12 +20,13 @@ import torch
 from nemo_thinkrm.config.model import ModelConfig
 
 
-def matmul_params(cfg: ModelConfig) -> int:
-    """Elements of every weight matrix a token passes through (all layers + the output layer)."""
+def matmul_params(cfg: ModelConfig, outputs: int | None = None) -> int:
+    """Elements of every weight matrix a token passes through (all layers + the output layer,
+    ``outputs`` wide: the vocabulary by default, 1 for a reward head)."""
     q, kv = cfg.num_attention_heads * cfg.head_dim, cfg.num_query_groups * cfg.head_dim
     attention = cfg.hidden_size * (q + 2 * kv) + q * cfg.hidden_size
     mlp = 3 * cfg.hidden_size * cfg.ffn_hidden_size  # SwiGLU: gate, up, down
-    return cfg.num_layers * (attention + mlp) + cfg.hidden_size * cfg.vocab_size
+    return cfg.num_layers * (attention + mlp) + cfg.hidden_size * (cfg.vocab_size if outputs is None else outputs)
 
 
 def segment_lengths(segment_ids: torch.Tensor) -> torch.Tensor:
@@ -38,7 +39,8 @@ def segment_lengths(segment_ids: torch.Tensor) -> torch.Tensor:
     return torch.unique(keys, return_counts=True)[1]
 
 
-def training_flops(cfg: ModelConfig, lengths: Iterable[int] | torch.Tensor, cp_size: int = 1) -> float:
+def training_flops(cfg: ModelConfig, lengths: Iterable[int] | torch.Tensor, cp_size: int = 1,
+                   outputs: int | None = None) -> float:
     """Forward + backward model FLOPs for samples of these token lengths (see the module doc).
 
     Under context parallelism ``lengths`` are this rank's shares (1/cp of each sample): its
@@ -46,4 +48,4 @@ def training_flops(cfg: ModelConfig, lengths: Iterable[int] | torch.Tensor, cp_s
     """
     lengths = torch.as_tensor(lengths if isinstance(lengths, torch.Tensor) else list(lengths), dtype=torch.float64)
     attention = 6.0 * cfg.num_layers * cfg.num_attention_heads * cfg.head_dim * cp_size * float((lengths ** 2).sum())
-    return 6.0 * matmul_params(cfg) * float(lengths.sum()) + attention
+    return 6.0 * matmul_params(cfg, outputs) * float(lengths.sum()) + attention

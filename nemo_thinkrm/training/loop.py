@@ -51,20 +51,25 @@ class LoopParts:
 def supervised_step(chunks: list[torch.nn.Module], optimizer: Any, scheduler: Any,
                     batches_for_step: Callable[[int, TrainState], list[Batch]], loss_fn: LossFn,
                     tokens_in: Callable[[list[Batch]], int], dp_size: int,
-                    flops_in: Optional[Callable[[list[Batch]], float]] = None) -> Callable[[int, TrainState], dict]:
-    """A step that trains on the micro-batches a data plan gives for step N (SFT and the like):
-    loss per token, learning rate, gradient norm, tokens/s and model FLOP/s (``training/flops.py``)
-    over all data-parallel ranks."""
+                    flops_in: Optional[Callable[[list[Batch]], float]] = None, count_key: str = "tokens",
+                    extra_metrics: Optional[Callable[[dict[str, float]], dict[str, float]]] = None
+                    ) -> Callable[[int, TrainState], dict]:
+    """A step that trains on the micro-batches a data plan gives for step N (SFT, reward models):
+    loss per unit (``count_key`` of the loss stats: tokens, pairs), learning rate, gradient norm,
+    tokens/s and model FLOP/s (``training/flops.py``) over all data-parallel ranks, plus what
+    ``extra_metrics`` derives from the summed stats."""
     def step_fn(step: int, state: TrainState) -> dict[str, float]:
         mbs = batches_for_step(step, state)
         t0 = time.time()
         result: StepResult = train_step(chunks, optimizer, scheduler, mbs, loss_fn)
         dt = time.time() - t0
-        metrics = {"loss": result.stats["loss_sum"] / max(result.stats["tokens"], 1.0),
+        metrics = {"loss": result.stats["loss_sum"] / max(result.stats[count_key], 1.0),
                    "lr": result.lr, "grad_norm": result.grad_norm,
                    "tokens_per_s": tokens_in(mbs) * dp_size / dt, "step_time_s": dt}
         if flops_in is not None:
             metrics["model_flops_per_s"] = flops_in(mbs) * dp_size / dt
+        if extra_metrics is not None:
+            metrics.update(extra_metrics(result.stats))
         if result.skipped:
             metrics["skipped"] = 1
         return metrics
