@@ -36,6 +36,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("pairwise-rlhf", "pairwise_rlhf", "nemo_thinkrm.trainers.pairwise_rlhf:run",
           "align a policy with a served judge's pairwise verdicts"),
     Stage("eval", "eval", "nemo_thinkrm.evaluation.runner:run", "evaluate a judge on preference benchmarks"),
+    Stage("robustness", "robustness", "nemo_thinkrm.evaluation.robustness:run",
+          "master-key false-positive rates of a judge (':', 'Thought process:', ...)"),
     Stage("score", None, "nemo_thinkrm.evaluation.score_cli:score_stage",
           "recompute metrics from saved generations (no model)"),
     Stage("synth", "synth", "nemo_thinkrm.evaluation.synth:run", "teacher reasoning traces for SFT"),

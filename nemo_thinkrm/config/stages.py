@@ -122,18 +122,31 @@ class SFTConfig(TrainConfig):
 
 
 @dataclass
-class RMDataConfig:
-    """Preference pairs for a Bradley-Terry reward model (any adapter, or the embedded task)."""
+class DataConfig:
+    """A preference dataset: adapter name + local path (air-gapped) or hub id."""
+
+    name: str = "judgebench"
+    """Adapter: helpsteer2_preference, helpsteer3, rewardbench, rm_bench, judgebench, skywork_preference, generic."""
+    path: Optional[str] = None
+    """Local file, glob or directory (JSONL/JSON/parquet); takes precedence over hub_id."""
+    hub_id: Optional[str] = None
+    """🤗 hub dataset id (None: the adapter's default)."""
+    split: str = "test"
+    field_map: Dict[str, str] = field(default_factory=dict)
+    """generic adapter: our field name → the file's column."""
+    limit: Optional[int] = None
+    """Use only the first N records (quick looks)."""
+    max_bad_fraction: float = 0.5
+    """More bad rows than this fraction is an error, not a skip."""
+
+
+@dataclass
+class RMDataConfig(DataConfig):
+    """Preference pairs for a Bradley-Terry reward model: any adapter (the fields of ``DataConfig``),
+    or ``path=builtin:arithmetic:N`` for the embedded task with its own held-out pairs."""
 
     name: str = "generic"
-    """Adapter: helpsteer2_preference, helpsteer3, skywork_preference, rewardbench, rm_bench, judgebench, generic."""
-    path: Optional[str] = None
-    """Local file, glob or directory; ``builtin:arithmetic:N`` for the embedded task (its own held-out pairs)."""
-    hub_id: Optional[str] = None
     split: str = "train"
-    field_map: Dict[str, str] = field(default_factory=dict)
-    limit: Optional[int] = None
-    max_bad_fraction: float = 0.5
     val_path: Optional[str] = None
     """Held-out pairs (same adapter); None: ``val_fraction`` of the training pairs (builtin: its own)."""
     val_fraction: float = 0.05
@@ -160,25 +173,6 @@ class RewardModelConfig(TrainConfig):
         if self.parallel.sequence_parallel:
             raise ConfigError("thinkrm rm's reward head is replicated over TP ranks and needs full hidden states: "
                               "set parallel.sequence_parallel=false")
-
-
-@dataclass
-class DataConfig:
-    """A preference dataset: adapter name + local path (air-gapped) or hub id."""
-
-    name: str = "judgebench"
-    """Adapter: helpsteer2_preference, helpsteer3, rewardbench, rm_bench, judgebench, skywork_preference, generic."""
-    path: Optional[str] = None
-    """Local file, glob or directory (JSONL/JSON/parquet); takes precedence over hub_id."""
-    hub_id: Optional[str] = None
-    """🤗 hub dataset id (None: the adapter's default)."""
-    split: str = "test"
-    field_map: Dict[str, str] = field(default_factory=dict)
-    """generic adapter: our field name → the file's column."""
-    limit: Optional[int] = None
-    """Use only the first N records (quick looks)."""
-    max_bad_fraction: float = 0.5
-    """More bad rows than this fraction is an error, not a skip."""
 
 
 @dataclass
@@ -210,6 +204,16 @@ class EvalConfig(RunConfig):
             raise ConfigError(f"swap={self.swap!r} is not one of ['random', 'none', 'both']")
         if self.voting.m < 1:
             raise ConfigError(f"voting.m must be >= 1, got {self.voting.m}")
+
+
+@dataclass
+class RobustnessConfig(EvalConfig):
+    """Master-key false-positive rates of a judge (``thinkrm robustness``)."""
+
+    keys: List[str] = field(default_factory=list)
+    """Names from ``data/master_keys.py: MASTER_KEYS`` (empty: all of them)."""
+    swap: str = "none"
+    """Both positions are built explicitly; keep ``none`` so the report can say which position fools."""
 
 
 @dataclass
@@ -409,6 +413,7 @@ SCHEMAS = {
     "grpo_schema": GRPOConfig,
     "pairwise_rlhf_schema": PairwiseRLHFConfig,
     "eval_schema": EvalConfig,
+    "robustness_schema": RobustnessConfig,
     "synth_schema": SynthConfig,
     "quickstart_schema": QuickstartConfig,
 }

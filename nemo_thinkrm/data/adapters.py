@@ -328,6 +328,41 @@ def convert_rm_bench(row: Mapping[str, Any], ctx: RowContext) -> list[Preference
             for i in range(len(chosen)) for j in range(len(rejected))]
 
 
+# --------------------------------------------------------------------------- RewardBench 2
+
+RB2_BEST_OF_4 = ("Factuality", "Precise IF", "Math", "Safety", "Focus")
+"""RewardBench 2's subsets with one chosen and three rejected responses (Ties is scored apart)."""
+
+
+def _responses(row: Mapping[str, Any], name: str) -> list[str]:
+    value = _get(row, name)
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
+        raise BadRow(f"field {name!r} must be a non-empty list of responses")
+    for i, text in enumerate(value):
+        if not isinstance(text, str) or not text.strip():
+            raise BadRow(f"{name}[{i}] is empty or not a string")
+    return list(value)
+
+
+def convert_rewardbench2(row: Mapping[str, Any], ctx: RowContext) -> list[PreferenceRecord]:
+    """A pairwise judge on ``allenai/reward-bench-2``: the chosen response against each rejected one
+    (ids ``:r{k}``), tagged ``item=Subset/id``, so the roll-up counts an item right only when the chosen
+    response wins all its comparisons (``evaluation/benchmarks/rewardbench2.py``). Ties items (several
+    correct answers, scored by per-response ratings upstream) are filtered and counted."""
+    subset = _text(row, "subset")
+    if subset == "Ties":
+        raise FilteredRow("Ties item: scored from per-response scores (generation.backend=reward_model)")
+    if subset not in RB2_BEST_OF_4:
+        raise BadRow(f"unknown RewardBench 2 subset {subset!r}")
+    chosen, rejected = _responses(row, "chosen"), _responses(row, "rejected")
+    if len(chosen) != 1:
+        raise BadRow(f"a {subset} item has one chosen response, got {len(chosen)}")
+    context = _prompt_context(row.get("prompt"), "prompt")
+    return [_record(id=ctx.record_id(f":r{k}"), context=context, response_a=chosen[0], response_b=text, label="A",
+                    section=subset, tags={"item": f"{subset}/{ctx.raw_id}"}, source=ctx.source)
+            for k, text in enumerate(rejected)]
+
+
 # --------------------------------------------------------------------------- JudgeBench
 
 JUDGEBENCH_CATEGORIES: dict[str, str] = {
@@ -486,6 +521,10 @@ ADAPTERS: dict[str, Adapter] = {
         Adapter("rewardbench", convert_rewardbench, "RewardBench v1 (Chat/Chat Hard/Safety/Reasoning)",
                 hub_id="allenai/reward-bench", hub_split_aliases={"test": "filtered"},
                 required_columns=("prompt", "chosen", "rejected", "subset", "id"), id_field="id"),
+        Adapter("rewardbench2", convert_rewardbench2,
+                "RewardBench 2 (best of 4: chosen vs each rejected; Ties filtered)",
+                hub_id="allenai/reward-bench-2", required_columns=("id", "prompt", "chosen", "rejected", "subset"),
+                id_field="id"),
         Adapter("rm_bench", convert_rm_bench, "RM-Bench: 9 style pairs per item, easy/normal/hard",
                 hub_id="THU-KEG/RM-Bench", hub_split_aliases={"test": "train"},
                 required_columns=("id", "prompt", "chosen", "rejected", "domain"), id_field="id"),

@@ -52,6 +52,11 @@ def write_report(run_dir: Path, metrics: dict[str, Any], title: str, notes: list
     if metrics.get("rewardbench"):
         lines += ["## RewardBench sections (official leaderboard weighting)", "", "| section | score |", "|---|---|"]
         lines += [f"| {k} | {_pct(v)} |" for k, v in metrics["rewardbench"].items()] + [""]
+    if metrics.get("rewardbench2"):
+        n = metrics.get("rewardbench2_items", {})
+        lines += ["## RewardBench 2 (best of 4: the chosen response must win all three comparisons)", "",
+                  "| subset | items | score |", "|---|---|---|"]
+        lines += [f"| {k} | {n.get(k, '')} | {_pct(v)} |" for k, v in metrics["rewardbench2"].items()] + [""]
     voting = metrics.get("voting") or {}
     if voting:
         lines += ["## Voting@m (majority of strict verdicts, tie = 0.5)", "", "| m | accuracy | flexible | invalid % |",

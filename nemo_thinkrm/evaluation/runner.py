@@ -12,7 +12,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 from nemo_thinkrm.checkpoint.convert import hf_dir_for
 from nemo_thinkrm.config.errors import ConfigError
@@ -42,12 +42,15 @@ class PreparedRun:
     load_note: str
 
 
-def prepare(cfg: EvalConfig) -> PreparedRun:
-    """run dir → judge/teacher model → data + template → prompts (over-length ones set aside)."""
+def prepare(cfg: EvalConfig, transform: Optional[Callable[[list], list]] = None) -> PreparedRun:
+    """run dir → judge/teacher model → data (``transform``ed: e.g. master-key pairs) + template →
+    prompts (over-length ones set aside)."""
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     judge_path = resolve_judge_model(cfg, run_dir)
     template, tokenizer, records, load_note = load_inputs(cfg, judge_path)
+    if transform is not None:
+        records = transform(records)
     render, count = chat_renderer(tokenizer, cfg.model.tokenizer.think_prefix)
     prompts = build_prompts(records, template, render, count, seed=cfg.seed, swap=cfg.swap)
     prompts, over_length = split_over_length(prompts, cfg.max_prompt_tokens)

@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from typing import Any
 
 import torch
 
 from nemo_thinkrm.algorithms.bt_loss import bradley_terry_loss
-from nemo_thinkrm.checkpoint.convert import load_initial_weights, source_architecture
+from nemo_thinkrm.checkpoint.convert import load_initial_weights
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import RewardModelConfig
 from nemo_thinkrm.data.packing import packed_seq_params, segment_params
@@ -28,7 +27,6 @@ from nemo_thinkrm.data.preference import load_preference_data
 from nemo_thinkrm.data.reward_pairs import (BUILTIN, PairRow, builtin_arithmetic, collate_pairs, fit_pairs,
                                             pack_pairs, tokenize_pair)
 from nemo_thinkrm.models.reward_head import attach_reward_head
-from nemo_thinkrm.models.tokenizer import load_tokenizer
 from nemo_thinkrm.runtime.device import cuda_available
 from nemo_thinkrm.runtime.distributed import init_distributed
 from nemo_thinkrm.training.engine import (build_engine_model, build_optimizer, configure_for_training, ddp_wrap,
@@ -37,6 +35,7 @@ from nemo_thinkrm.training.epochs import EpochPlan
 from nemo_thinkrm.training.flops import segment_lengths, training_flops
 from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
 from nemo_thinkrm.training.resume import write_run_config
+from nemo_thinkrm.training.setup import resolve_model_and_tokenizer
 
 logger = logging.getLogger("nemo_thinkrm.rm")
 
@@ -114,13 +113,7 @@ def build_reward_model(cfg: RewardModelConfig) -> list[torch.nn.Module]:
 
 
 def run(cfg: RewardModelConfig) -> dict[str, Any]:
-    source_cfg = source_architecture(cfg.model.hf_path)
-    if source_cfg is not None:
-        cfg.model = replace(source_cfg, params_dtype=cfg.model.params_dtype, tokenizer=cfg.model.tokenizer,
-                            hf_path=cfg.model.hf_path)
-    tokenizer = load_tokenizer(cfg.model.tokenizer)
-    if len(tokenizer) > cfg.model.vocab_size:
-        raise ConfigError(f"tokenizer has {len(tokenizer)} tokens but model.vocab_size is {cfg.model.vocab_size}")
+    tokenizer = resolve_model_and_tokenizer(cfg)
     ctx = init_distributed(cfg.parallel, cfg.model, seed=cfg.seed)
     train, val, data_report = prepare_pairs(cfg, tokenizer)
     pad_id = tokenizer.pad_token_id

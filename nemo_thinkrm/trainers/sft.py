@@ -10,19 +10,17 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import replace
 from typing import Any
 
 import torch
 
 from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
-from nemo_thinkrm.checkpoint.convert import load_initial_weights, source_architecture
+from nemo_thinkrm.checkpoint.convert import load_initial_weights
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import SFTConfig
 from nemo_thinkrm.data.packing import (PackedRow, collate, pack_samples, packed_seq_params, pad_one, padding_waste,
                                        segment_params)
 from nemo_thinkrm.data.sft import TokenizedSample, fit_to_length, load_sft_records, tokenize_record
-from nemo_thinkrm.models.tokenizer import load_tokenizer
 from nemo_thinkrm.runtime.device import cuda_available
 from nemo_thinkrm.runtime.distributed import init_distributed
 from nemo_thinkrm.training.context_parallel import split_batch
@@ -38,6 +36,7 @@ from nemo_thinkrm.training.flops import segment_lengths, training_flops
 from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
 from nemo_thinkrm.training.memory import estimate_memory
 from nemo_thinkrm.training.resume import write_run_config
+from nemo_thinkrm.training.setup import resolve_model_and_tokenizer
 
 logger = logging.getLogger("nemo_thinkrm.sft")
 
@@ -79,13 +78,7 @@ def prepare_samples(cfg: SFTConfig, tokenizer) -> tuple[list[TokenizedSample], l
 
 
 def run(cfg: SFTConfig) -> dict[str, Any]:
-    source_cfg = source_architecture(cfg.model.hf_path)
-    if source_cfg is not None:
-        cfg.model = replace(source_cfg, params_dtype=cfg.model.params_dtype, tokenizer=cfg.model.tokenizer,
-                            hf_path=cfg.model.hf_path)
-    tokenizer = load_tokenizer(cfg.model.tokenizer)
-    if len(tokenizer) > cfg.model.vocab_size:
-        raise ConfigError(f"tokenizer has {len(tokenizer)} tokens but model.vocab_size is {cfg.model.vocab_size}")
+    tokenizer = resolve_model_and_tokenizer(cfg)
     ctx = init_distributed(cfg.parallel, cfg.model, seed=cfg.seed)
     train, val, data_report = prepare_samples(cfg, tokenizer)
     pad_multiple = 2 * ctx.cp_size if ctx.cp_size > 1 else 1

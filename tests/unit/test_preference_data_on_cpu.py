@@ -119,8 +119,8 @@ def test_count_over_length_reports_ids_without_cutting():
 
 
 def test_registry_names_and_unknown_adapter():
-    assert set(ADAPTERS) == {"helpsteer2_preference", "helpsteer3", "rewardbench", "rm_bench", "judgebench",
-                             "skywork_preference", "generic"}
+    assert set(ADAPTERS) == {"helpsteer2_preference", "helpsteer3", "rewardbench", "rewardbench2", "rm_bench",
+                             "judgebench", "skywork_preference", "generic"}
     assert get_adapter("rm_bench").name == "rm_bench"
     with pytest.raises(ConfigError, match=r"unknown preference dataset 'nope'.*'rewardbench'"):
         get_adapter("nope")

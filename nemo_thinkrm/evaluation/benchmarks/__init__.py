@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from nemo_thinkrm.evaluation.benchmarks import rewardbench, rm_bench
+from nemo_thinkrm.evaluation.benchmarks import rewardbench, rewardbench2, rm_bench
 
 BENCHMARKS: dict[str, Callable[[dict], dict[str, Any]]] = {
     "rewardbench": rewardbench.extra_metrics,
+    "rewardbench2": rewardbench2.extra_metrics,
     "rm_bench": rm_bench.extra_metrics,
 }
 """Keyed by the adapter name (``data.name``). JudgeBench has no entry: its pair rule (both orders
