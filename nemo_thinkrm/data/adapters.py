@@ -305,10 +305,12 @@ def rm_bench_difficulty(chosen_style: int, rejected_style: int) -> str:
     return "easy" if chosen_style > rejected_style else "hard"
 
 
-def _three_responses(row: Mapping[str, Any], name: str) -> list[str]:
+def _responses(row: Mapping[str, Any], name: str, count: Optional[int] = None) -> list[str]:
+    """A list of non-empty response texts (exactly ``count`` of them when given)."""
     value = _get(row, name)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or len(value) != len(RM_BENCH_STYLES):
-        raise BadRow(f"field {name!r} must be a list of {len(RM_BENCH_STYLES)} responses")
+    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value or (
+            count is not None and len(value) != count):
+        raise BadRow(f"field {name!r} must be a list of {count or 'one or more'} responses")
     for i, text in enumerate(value):
         if not isinstance(text, str) or not text.strip():
             raise BadRow(f"{name}[{i}] is empty or not a string")
@@ -321,7 +323,8 @@ def convert_rm_bench(row: Mapping[str, Any], ctx: RowContext) -> list[Preference
     if domain not in RM_BENCH_SECTIONS:
         raise BadRow(f"unknown RM-Bench domain {domain!r}")
     context = _prompt_context(row.get("prompt"), "prompt")
-    chosen, rejected = _three_responses(row, "chosen"), _three_responses(row, "rejected")
+    n = len(RM_BENCH_STYLES)
+    chosen, rejected = _responses(row, "chosen", n), _responses(row, "rejected", n)
     return [_record(id=ctx.record_id(f":c{i}r{j}"), context=context, response_a=chosen[i],
                     response_b=rejected[j], label="A", section=RM_BENCH_SECTIONS[domain],
                     tags={"domain": domain, "difficulty": rm_bench_difficulty(i, j)}, source=ctx.source)
@@ -332,16 +335,6 @@ def convert_rm_bench(row: Mapping[str, Any], ctx: RowContext) -> list[Preference
 
 RB2_BEST_OF_4 = ("Factuality", "Precise IF", "Math", "Safety", "Focus")
 """RewardBench 2's subsets with one chosen and three rejected responses (Ties is scored apart)."""
-
-
-def _responses(row: Mapping[str, Any], name: str) -> list[str]:
-    value = _get(row, name)
-    if isinstance(value, (str, bytes)) or not isinstance(value, Sequence) or not value:
-        raise BadRow(f"field {name!r} must be a non-empty list of responses")
-    for i, text in enumerate(value):
-        if not isinstance(text, str) or not text.strip():
-            raise BadRow(f"{name}[{i}] is empty or not a string")
-    return list(value)
 
 
 def convert_rewardbench2(row: Mapping[str, Any], ctx: RowContext) -> list[PreferenceRecord]:
