@@ -4,7 +4,7 @@
    a tiny judge and a tiny policy built from scratch (random 🤗 checkpoints);
 2. ``synth``: reasoning traces from a *scripted* teacher (a stand-in for Think-RM's LLM teacher);
 3. ``eval`` of the untrained judge, warm-up ``sft``, ``eval``;
-4. ``grpo`` (reward = right verdict), ``eval``;
+4. ``grpo`` (reward = right verdict), ``eval``, ``robustness`` (master-key false positives);
 5. a tiny policy ``sft`` on half-wrong answers, then ``pairwise-rlhf`` with the GRPO judge served
    by a local vLLM CPU server (``serve-judge``), and the policy's rule-checked accuracy before/after;
 6. ``report.md`` + PNG curves, every number read back from the run directories it wrote.
@@ -137,6 +137,13 @@ def judge_stages(p: Pipeline) -> None:
                      f"generation.max_new_tokens={JUDGE_MAX_NEW_TOKENS}", "checkpoint.save_interval=10",
                      f"seed={cfg.seed}"])
     evaluate(p, "grpo", f"{r}/grpo")
+    # master keys (":", "Thought process:", "解", a bare verdict, …) against the GRPO judge, both positions
+    p.stage("robustness", ["robustness", "--config-name", "tiny_robustness", f"run_dir={r}/robustness", "data=generic",
+                           f"data.path={r}/data/heldout.jsonl", f"data.limit={cfg.robustness_pairs}",
+                           f"template={TEMPLATE}", f"model.hf_path={r}/eval_grpo/judge_hf",
+                           f"generation.temperature={cfg.eval_temperature}",
+                           f"generation.max_new_tokens={JUDGE_MAX_NEW_TOKENS}", "generation.batch_size=64",
+                           f"seed={cfg.seed}"])
 
 
 def evaluate(p: Pipeline, name: str, model: str) -> None:
@@ -204,12 +211,13 @@ def collect(p: Pipeline, seconds: float) -> dict[str, Any]:
         vote = m.get("voting", {}).get(str(p.cfg.voting_m), {})
         evals[name] = {"accuracy": m["accuracy"], "voting": vote.get("accuracy"), "invalid_rate": m["invalid_rate"],
                        "n_pairs": m["n_examples"], "n_samples": m["n_samples"]}
+    fpr = json.loads(p.path("robustness", "metrics.json").read_text())["master_key_fpr"]
     train = {k: read_metrics(p.path(k), "train") for k in ("sft", "grpo", "pairwise_rlhf", "policy_sft")}
     val = read_metrics(p.path("sft"), "val")
     policy = {"before": policy_accuracy(p, "before", p.path("policy_sft")),
               "after": policy_accuracy(p, "after", p.path("pairwise_rlhf"))}
     return {"seconds": round(seconds, 1), "timings": {k: round(v, 1) for k, v in p.timings.items()},
-            "eval": evals, "policy": policy, "train": train, "val": val,
+            "eval": evals, "robustness": fpr, "policy": policy, "train": train, "val": val,
             "task": {"max_operand": p.cfg.max_operand, "train_pairs": p.cfg.train_pairs,
                      "heldout_pairs": p.cfg.heldout_pairs}}
 

@@ -39,7 +39,17 @@ def render_report(cfg: QuickstartConfig, s: dict[str, Any], root: Path) -> str:
     for key, label in STAGE_LABELS.items():
         e = ev[key]
         lines.append(f"| {label} | {_pct(e['accuracy'])} | {_pct(e['voting'])} | {_pct(e['invalid_rate'])} |")
+    fpr = s["robustness"]
+    o = fpr["overall"]
+    worst = max((k for k in fpr if k != "overall"), key=lambda k: fpr[k]["fpr"])
     lines += ["", f"Chance is 50 %. {ev['sft']['n_pairs']} pairs × {m} samples per judge.", "",
+              "| judge | master-key false positives | key shown as A | key shown as B | invalid | worst key |",
+              "|---|---|---|---|---|---|",
+              f"| after GRPO | {_pct(o['fpr'])} of {o['n']} | {_pct(o['A'])} | {_pct(o['B'])} | "
+              f"{_pct(o['invalid'])} | `{worst}` {_pct(fpr[worst]['fpr'])} |", "",
+              f"A master key replaces the wrong response of a held-out pair with a content-free one (`:`, "
+              f"`Thought process:`, `解`, a bare `<answer>A</answer>`, … {len(fpr) - 1} keys, in both positions; "
+              "`thinkrm robustness`, README \"Robustness\"); a false positive is a verdict for it.", "",
               "## Pairwise RLHF of a tiny policy", "",
               f"A {cfg.policy_model.num_layers}-layer policy is fine-tuned on answers that are wrong "
               f"{100 * cfg.policy_error_rate:.0f} % of the time, then aligned for {cfg.rlhf_iters} steps with the "
@@ -60,6 +70,7 @@ def render_report(cfg: QuickstartConfig, s: dict[str, Any], root: Path) -> str:
                        ("sft/", "warm-up SFT run: config.yaml, metrics.jsonl, checkpoints/"),
                        ("grpo/", "GRPO run"), ("eval_untrained/, eval_sft/, eval_grpo/",
                                                "evaluations: report.md, predictions.jsonl, judge_hf/"),
+                       ("robustness/", "master-key false positives: report.md, master_key_fpr.png"),
                        ("policy_sft/, pairwise_rlhf/", "the policy's runs"),
                        ("logs/", "each stage's full log, the judge server logs"),
                        ("summary.json", "every number above")]:

@@ -38,6 +38,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
     Stage("eval", "eval", "nemo_thinkrm.evaluation.runner:run", "evaluate a judge on preference benchmarks"),
     Stage("robustness", "robustness", "nemo_thinkrm.evaluation.robustness:run",
           "master-key false-positive rates of a judge (':', 'Thought process:', ...)"),
+    Stage("best-of-n", "best_of_n", "nemo_thinkrm.evaluation.best_of_n:run",
+          "pick the best of N responses per prompt with a judge (knockout, all pairs, or scores)"),
     Stage("score", None, "nemo_thinkrm.evaluation.score_cli:score_stage",
           "recompute metrics from saved generations (no model)"),
     Stage("synth", "synth", "nemo_thinkrm.evaluation.synth:run", "teacher reasoning traces for SFT"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from aiohttp import web
 
@@ -42,6 +42,7 @@ class FakeServer:
         self.always_status: Optional[int] = None   # e.g. 400: reject every generation POST
         self.reasoning: Optional[str] = None       # chat: a separate reasoning_content
         self.completion_tokens = 5                 # usage.completion_tokens for the whole response
+        self.respond: Optional[Callable[[str], str]] = None  # the text for a prompt (instead of name:prompt)
         self.generations = 0                       # generation POSTs received (any outcome)
         self.model_lookups = 0                     # GET /v1/models received
         self.bodies: list[dict[str, Any]] = []
@@ -113,7 +114,7 @@ class FakeServer:
         return web.json_response(self._completion(prompt, int(body.get("n", 1)), chat))
 
     def _completion(self, prompt: str, n: int, chat: bool) -> dict[str, Any]:
-        base = f"{self.name}:{prompt[-10:]}"
+        base = self.respond(prompt) if self.respond is not None else f"{self.name}:{prompt[-10:]}"
         choices = []
         for i in reversed(range(n)):
             text = base if n == 1 else f"{base}#{i}"

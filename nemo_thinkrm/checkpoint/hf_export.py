@@ -15,6 +15,7 @@ from typing import Any, Optional
 import torch
 
 from nemo_thinkrm.checkpoint.atomic import atomic_directory
+from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig, model_config_to_hf
 from nemo_thinkrm.models.hf_io import write_index, write_safetensors_shards
 from nemo_thinkrm.models.hf_mapping import iter_megatron_full_tensors, megatron_to_hf_tensors
@@ -47,6 +48,8 @@ def export_hf(module: torch.nn.Module, cfg: ModelConfig, out: str | Path, *, dty
         write_index(tmp, weight_map)
         hf_cfg = model_config_to_hf(cfg, torch_dtype=dtype)
         if tokenizer is not None:
+            if cfg.head == "reward":
+                tokenizer = reward_model_tokenizer(tokenizer)
             tokenizer.save_pretrained(str(tmp))
             hf_cfg.update(_special_token_ids(tokenizer))
         (tmp / "config.json").write_text(json.dumps(hf_cfg, indent=2))
@@ -54,6 +57,36 @@ def export_hf(module: torch.nn.Module, cfg: ModelConfig, out: str | Path, *, dty
         (tmp / "generation_config.json").write_text(json.dumps(gen, indent=2))
     logger.info("wrote 🤗 checkpoint %s (%d tensors)", out, len(weight_map))
     return Path(out)
+
+
+PAD_CANDIDATES = ("<|finetune_right_pad_id|>", "<|endoftext|>", "<|reserved_special_token_0|>", "<pad>")
+"""Tokens a reward model export may pad with when the tokenizer pads with its end-of-turn token
+(Llama-3.x-Instruct: ``<|eot_id|>``); the first one in the vocabulary is used."""
+
+
+def reward_model_tokenizer(tokenizer: Any) -> Any:
+    """The tokenizer a 🤗 reward model is saved with: its pad token is never the end-of-turn token.
+
+    transformers' ``*ForSequenceClassification`` reads the score at the last token that is not
+    ``pad_token_id``; our reward is read at the end-of-turn token that closes the response, so a
+    tokenizer that pads with that very token (``load_tokenizer`` falls back to EOS, which is
+    ``<|eot_id|>`` for Llama-3.x-Instruct) would move every score one token to the left.
+    """
+    import copy
+
+    eot = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id != eot:
+        return tokenizer
+    vocab = tokenizer.get_vocab()
+    pad = next((t for t in PAD_CANDIDATES if t in vocab and vocab[t] != eot), None)
+    if pad is None:
+        raise ConfigError(f"the tokenizer pads with its end-of-turn token {end_of_turn_token(tokenizer)!r} and has "
+                          f"none of {list(PAD_CANDIDATES)}: a 🤗 reward model would score the token before it; "
+                          "add a pad token to the tokenizer")
+    out = copy.deepcopy(tokenizer)
+    out.pad_token = pad
+    logger.info("reward model export pads with %r (the tokenizer padded with the end-of-turn token)", pad)
+    return out
 
 
 def _special_token_ids(tokenizer: Any) -> dict[str, Any]:

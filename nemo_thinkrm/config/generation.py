@@ -8,6 +8,8 @@ from typing import List, Optional
 from nemo_thinkrm.config.errors import ConfigError
 
 ENGINE_NAMES = ("vllm", "openai", "hf", "scripted")
+SCORER_NAMES = ("reward_model",)
+"""Judges that score instead of generating (``generation/reward_scorer.py``): eval and robustness only."""
 ROLLOUT_ENGINE_NAMES = ("megatron", "vllm")
 """RL rollout engines (``generation/interface.py: ROLLOUT_ENGINES``)."""
 
@@ -18,7 +20,8 @@ class GenerationConfig:
 
     backend: str = "vllm"
     """vllm (offline engine, GPU), openai (endpoint list), hf (🤗 transformers, CPU tests),
-    scripted (the embedded arithmetic task's scripted teacher: quickstart/tests only)."""
+    scripted (the embedded arithmetic task's scripted teacher: quickstart/tests only), reward_model
+    (a Bradley-Terry reward model scores both responses, the higher wins: eval and robustness)."""
     model: Optional[str] = None
     """🤗 directory of the judge for vllm/hf (None: the stage's model.hf_path); served model name for openai."""
     endpoints: Optional[str] = None
@@ -46,8 +49,8 @@ class GenerationConfig:
     """megatron rollout sampler: KV-cached decoding (false: recompute the whole sequence every token)."""
 
     def validate(self) -> None:
-        if self.backend not in ENGINE_NAMES:
-            raise ConfigError(f"generation.backend={self.backend!r} is not one of {list(ENGINE_NAMES)}")
+        if self.backend not in ENGINE_NAMES + SCORER_NAMES:
+            raise ConfigError(f"generation.backend={self.backend!r} is not one of {list(ENGINE_NAMES + SCORER_NAMES)}")
         if self.backend == "openai" and not self.endpoints:
             raise ConfigError("generation.backend=openai needs generation.endpoints (URLs or an endpoints file)")
         self.check_sampling()

@@ -13,6 +13,9 @@ from typing import Any, Optional
 from nemo_thinkrm.config.errors import ConfigError
 
 FAMILIES = ("llama", "qwen2", "qwen3")
+HEADS = ("lm", "reward")
+"""What the last stage ends in: the vocabulary projection (``lm``) or a scalar reward head
+(``reward``: Bradley-Terry reward models, 🤗 ``*ForSequenceClassification`` with one label)."""
 """Literal types are not supported by OmegaConf 2.3, so choices are strings checked in validate()."""
 
 
@@ -82,6 +85,8 @@ class ModelConfig:
     """float32, bfloat16 or float16."""
     hf_path: Optional[str] = None
     """🤗 checkpoint directory to load weights from (None: random init)."""
+    head: str = "lm"
+    """lm (next-token logits) or reward (one score per position; ``models/reward_head.py``)."""
     tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
 
     @property
@@ -102,6 +107,7 @@ class ModelConfig:
         """Raise ConfigError naming the clashing values."""
         _check_positive(self)
         _check_choice("model.family", self.family, FAMILIES)
+        _check_choice("model.head", self.head, HEADS)
         _check_choice("model.params_dtype", self.params_dtype, ("float32", "bfloat16", "float16"))
         if self.num_attention_heads % self.num_query_groups != 0:
             raise ConfigError(
@@ -134,16 +140,38 @@ _HF_ARCH_TO_FAMILY = {
     "Qwen3ForCausalLM": "qwen3",
 }
 _FAMILY_TO_HF = {family: (arch, arch.replace("ForCausalLM", "").lower()) for arch, family in _HF_ARCH_TO_FAMILY.items()}
+_REWARD_SUFFIX = "ForSequenceClassification"
+"""A reward model in 🤗 is ``<Family>ForSequenceClassification`` with ``num_labels=1``: the score
+is read at the last token that is not ``pad_token_id``."""
+
+
+def _family_and_head(archs: list) -> tuple[Optional[str], str]:
+    for a in archs:
+        if a in _HF_ARCH_TO_FAMILY:
+            return _HF_ARCH_TO_FAMILY[a], "lm"
+        causal = a.replace(_REWARD_SUFFIX, "ForCausalLM") if a.endswith(_REWARD_SUFFIX) else None
+        if causal in _HF_ARCH_TO_FAMILY:
+            return _HF_ARCH_TO_FAMILY[causal], "reward"
+    return None, "lm"
+
+
+def _num_labels(hf_config: dict[str, Any]) -> int:
+    if "num_labels" in hf_config:
+        return int(hf_config["num_labels"])
+    return len(hf_config.get("id2label") or {0: "LABEL_0", 1: "LABEL_1"})  # transformers' default is 2
 
 
 def model_config_from_hf(hf_config: dict[str, Any], **overrides: Any) -> ModelConfig:
     """Read a 🤗 ``config.json`` dict into a ModelConfig; refuse architectures we cannot map."""
     archs = hf_config.get("architectures") or []
-    family = next((_HF_ARCH_TO_FAMILY[a] for a in archs if a in _HF_ARCH_TO_FAMILY), None)
+    family, head = _family_and_head(archs)
     if family is None:
-        raise ConfigError(
-            f"unsupported architecture {archs!r}; supported: {sorted(_HF_ARCH_TO_FAMILY)}"
-        )
+        supported = sorted(_HF_ARCH_TO_FAMILY) + sorted(a.replace("ForCausalLM", _REWARD_SUFFIX)
+                                                        for a in _HF_ARCH_TO_FAMILY)
+        raise ConfigError(f"unsupported architecture {archs!r}; supported: {supported}")
+    if head == "reward" and _num_labels(hf_config) != 1:
+        raise ConfigError(f"{archs[0]} with {_num_labels(hf_config)} labels is a classifier, not a reward model: "
+                          "a reward model has num_labels=1")
     rope = hf_config.get("rope_scaling") or (hf_config.get("rope_parameters") or {})
     rope_type = rope.get("rope_type") or rope.get("type")
     rope_scaling = None
@@ -177,6 +205,7 @@ def model_config_from_hf(hf_config: dict[str, Any], **overrides: Any) -> ModelCo
         layernorm_epsilon=float(hf_config.get("rms_norm_eps", 1e-5)),
         tie_word_embeddings=bool(hf_config.get("tie_word_embeddings", False)),
         init_method_std=float(hf_config.get("initializer_range", 0.02)),
+        head=head,
     )
     for key, value in overrides.items():
         setattr(cfg, key, value)
@@ -187,6 +216,8 @@ def model_config_from_hf(hf_config: dict[str, Any], **overrides: Any) -> ModelCo
 def model_config_to_hf(cfg: ModelConfig, torch_dtype: str = "float32") -> dict[str, Any]:
     """The 🤗 ``config.json`` dict for this architecture (used by export)."""
     arch, model_type = _FAMILY_TO_HF[cfg.family]
+    if cfg.head == "reward":
+        arch = arch.replace("ForCausalLM", _REWARD_SUFFIX)
     out: dict[str, Any] = {
         "architectures": [arch],
         "model_type": model_type,
@@ -208,6 +239,8 @@ def model_config_to_hf(cfg: ModelConfig, torch_dtype: str = "float32") -> dict[s
     }
     if cfg.family == "llama":
         out.update(attention_bias=False, mlp_bias=False)
+    if cfg.head == "reward":
+        out.update(num_labels=1, id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0})
     if cfg.rope_scaling is not None:
         rs = cfg.rope_scaling
         out["rope_scaling"] = {

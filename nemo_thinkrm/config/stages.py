@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.generation import ROLLOUT_ENGINE_NAMES, GenerationConfig
+from nemo_thinkrm.config.generation import ROLLOUT_ENGINE_NAMES, SCORER_NAMES, GenerationConfig
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.optim import OptimConfig
 from nemo_thinkrm.config.parallel import ParallelConfig, RecomputeConfig
@@ -217,6 +217,47 @@ class RobustnessConfig(EvalConfig):
 
 
 @dataclass
+class BestOfNConfig(RunConfig):
+    """Pick the best of N responses per prompt with a judge (``thinkrm best-of-n``)."""
+
+    data_path: Optional[str] = None
+    """Candidate sets (``data/candidates.py``): prompt + ``responses`` (+ ``best``/``correct``), or
+    RewardBench 2's ``chosen``/``rejected`` lists, or ``builtin:arithmetic:N[:K]``."""
+    limit: Optional[int] = None
+    max_bad_fraction: float = 0.5
+    strategy: str = "knockout"
+    """knockout (N − 1 comparisons), all_pairs (Copeland over every pair), scores (reward models)."""
+    both_orders: bool = True
+    """all_pairs: judge each pair in both orders and average (cancels position bias)."""
+    template: str = "reasoning_binary"
+    generation: GenerationConfig = field(default_factory=GenerationConfig)
+    """The judge: a generating engine (vllm, openai, hf) for knockout / all_pairs, reward_model for scores."""
+    max_prompt_tokens: int = 8192
+    """Comparisons whose judge prompt is longer are not asked (a tie, counted)."""
+    chunk_size: int = 64
+    """Items per judge batch; ``best_of_n.jsonl`` is appended after each (resume granularity)."""
+
+    def validate(self) -> None:
+        super().validate()
+        self.generation.validate()
+        if not self.data_path:
+            raise ConfigError("data_path is required (candidate sets, or builtin:arithmetic:N)")
+        if self.strategy not in RANKING_STRATEGIES:
+            raise ConfigError(f"strategy={self.strategy!r} is not one of {list(RANKING_STRATEGIES)}")
+        scorer = self.generation.backend in SCORER_NAMES
+        if scorer != (self.strategy == "scores"):
+            raise ConfigError(f"strategy={self.strategy!r} with generation.backend={self.generation.backend!r}: a "
+                              "reward model ranks by its scores (strategy=scores), a generative judge by "
+                              "comparisons (knockout or all_pairs)")
+        if self.chunk_size < 1:
+            raise ConfigError(f"chunk_size must be >= 1, got {self.chunk_size}")
+
+
+RANKING_STRATEGIES = ("knockout", "all_pairs", "scores")
+"""``genrm/ranking.py: STRATEGIES``."""
+
+
+@dataclass
 class SynthConfig(EvalConfig):
     """Teacher reasoning traces for SFT (Think-RM's warm-up data)."""
 
@@ -316,14 +357,21 @@ class GRPOConfig(PolicyRLConfig):
 
 @dataclass
 class JudgeConfig:
-    """The served GenRM that compares the policy's responses."""
+    """The judge that compares the policy's responses: a served GenRM, or a reward model's scores."""
 
+    kind: str = "genrm"
+    """genrm (served generative judge, pairwise verdicts) or reward_model (a Bradley-Terry reward model
+    scores every response in the trainer's processes; d_ij = r_i − r_j, so the pairwise advantage is
+    GRPO's (r − mean) / std). Compare GenRM and BT alignment on the same run with the same prompts."""
     endpoints: Optional[str] = None
     """Comma-separated URLs or the endpoints file ``serve-judge`` / judge_servers.sbatch writes."""
     api_key: Optional[str] = None
     """Bearer key (or env THINKRM_JUDGE_API_KEY)."""
     model: Optional[str] = None
-    """The judge's 🤗 directory: its tokenizer renders prompts; also the served model name."""
+    """The judge's 🤗 directory: its tokenizer renders prompts; also the served model name.
+    kind=reward_model: the reward model (🤗 *ForSequenceClassification, native checkpoint or thinkrm rm run)."""
+    batch_size: int = 16
+    """kind=reward_model: responses per scoring batch."""
     template: str = "reasoning_binary"
     think_prefix: bool = True
     both_orders: bool = False
@@ -344,6 +392,9 @@ class JudgeConfig:
     """Persist the cache as JSONL (default: run_dir/judge_cache.jsonl when cache is on)."""
 
 
+JUDGE_KINDS = ("genrm", "reward_model")
+
+
 @dataclass
 class PairwiseRLHFConfig(PolicyRLConfig):
     """Policy optimisation from pairwise judge verdicts (Think-RM's pairwise RLHF)."""
@@ -356,11 +407,17 @@ class PairwiseRLHFConfig(PolicyRLConfig):
         super().validate()
         if not self.prompt_path:
             raise ConfigError("prompt_path is required (chat prompts, JSONL/parquet)")
-        if not self.judge.endpoints or not self.judge.model:
+        if self.judge.kind not in JUDGE_KINDS:
+            raise ConfigError(f"judge.kind={self.judge.kind!r} is not one of {list(JUDGE_KINDS)}")
+        if self.judge.kind == "reward_model":
+            if not self.judge.model:
+                raise ConfigError("judge.kind=reward_model needs judge.model (a thinkrm rm run, native checkpoint "
+                                  "or 🤗 *ForSequenceClassification directory)")
+        elif not self.judge.endpoints or not self.judge.model:
             raise ConfigError("judge.endpoints and judge.model are required (start judges with thinkrm serve-judge)")
 
 
-QUICKSTART_STAGES: tuple[str, ...] = ("synth", "eval", "sft", "grpo", "policy_sft", "pairwise_rlhf")
+QUICKSTART_STAGES: tuple[str, ...] = ("synth", "eval", "sft", "grpo", "robustness", "policy_sft", "pairwise_rlhf")
 
 
 @dataclass
@@ -378,6 +435,8 @@ class QuickstartConfig(RunConfig):
     grpo_iters: int = 20
     voting_m: int = 5
     eval_temperature: float = 1.0
+    robustness_pairs: int = 16
+    """Held-out pairs the GRPO judge is shown master keys on (× 9 keys × 2 positions)."""
     policy_model: ModelConfig = field(default_factory=ModelConfig)
     """The tiny policy pairwise RLHF aligns (its tokenizer must be the judge's)."""
     policy_sft_iters: int = 150
@@ -386,13 +445,13 @@ class QuickstartConfig(RunConfig):
     rlhf_iters: int = 8
     judge_servers: int = 1
     overrides: Dict[str, List[str]] = field(default_factory=dict)
-    """Extra Hydra overrides per stage: synth, eval, sft, grpo, policy_sft, pairwise_rlhf."""
+    """Extra Hydra overrides per stage: synth, eval, sft, grpo, robustness, policy_sft, pairwise_rlhf."""
 
     def validate(self) -> None:
         super().validate()
         self.policy_model.validate()
         for name in ("max_operand", "train_pairs", "heldout_pairs", "sft_iters", "grpo_iters", "voting_m",
-                     "policy_sft_iters", "rlhf_iters", "judge_servers"):
+                     "robustness_pairs", "policy_sft_iters", "rlhf_iters", "judge_servers"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.max_operand > 14:
@@ -414,6 +473,7 @@ SCHEMAS = {
     "pairwise_rlhf_schema": PairwiseRLHFConfig,
     "eval_schema": EvalConfig,
     "robustness_schema": RobustnessConfig,
+    "best_of_n_schema": BestOfNConfig,
     "synth_schema": SynthConfig,
     "quickstart_schema": QuickstartConfig,
 }

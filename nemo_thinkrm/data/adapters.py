@@ -47,6 +47,7 @@ from nemo_thinkrm.data.records import (
     BadRow,
     FilteredRow,
     Message,
+    SCORES_ONLY,
     PreferenceRecord,
     check_message,
 )
@@ -340,19 +341,31 @@ RB2_BEST_OF_4 = ("Factuality", "Precise IF", "Math", "Safety", "Focus")
 def convert_rewardbench2(row: Mapping[str, Any], ctx: RowContext) -> list[PreferenceRecord]:
     """A pairwise judge on ``allenai/reward-bench-2``: the chosen response against each rejected one
     (ids ``:r{k}``), tagged ``item=Subset/id``, so the roll-up counts an item right only when the chosen
-    response wins all its comparisons (``evaluation/benchmarks/rewardbench2.py``). Ties items (several
-    correct answers, scored by per-response ratings upstream) are filtered and counted."""
+    response wins all its comparisons (``evaluation/benchmarks/rewardbench2.py``).
+
+    Ties items (ids ``ref:N`` / ``tied:N``, ``num_correct`` correct answers first) are scored upstream
+    from one score per response: they become the first response against each other one (ids
+    ``:t{j}``), tagged ``scores_only`` with the response index, for a reward model to score; a
+    generative judge leaves them out and counts them (two correct answers have no pairwise label)."""
     subset = _text(row, "subset")
-    if subset == "Ties":
-        raise FilteredRow("Ties item: scored from per-response scores (generation.backend=reward_model)")
-    if subset not in RB2_BEST_OF_4:
+    if subset not in RB2_BEST_OF_4 + ("Ties",):
         raise BadRow(f"unknown RewardBench 2 subset {subset!r}")
     chosen, rejected = _responses(row, "chosen"), _responses(row, "rejected")
+    context = _prompt_context(row.get("prompt"), "prompt")
+    item = f"{subset}/{ctx.raw_id}"
+    if subset == "Ties":
+        kind, _, number = ctx.raw_id.partition(":")
+        if kind not in ("ref", "tied") or not number.isdigit():
+            raise BadRow(f"a Ties item id is 'ref:N' or 'tied:N', got {ctx.raw_id!r}")
+        responses = chosen + rejected
+        return [_record(id=ctx.record_id(f":t{j}"), context=context, response_a=responses[0], response_b=text,
+                        label="A", section=subset, source=ctx.source,
+                        tags={"item": item, SCORES_ONLY: "true", "response": str(j), "num_correct": str(len(chosen))})
+                for j, text in enumerate(responses) if j > 0]
     if len(chosen) != 1:
         raise BadRow(f"a {subset} item has one chosen response, got {len(chosen)}")
-    context = _prompt_context(row.get("prompt"), "prompt")
     return [_record(id=ctx.record_id(f":r{k}"), context=context, response_a=chosen[0], response_b=text, label="A",
-                    section=subset, tags={"item": f"{subset}/{ctx.raw_id}"}, source=ctx.source)
+                    section=subset, tags={"item": item}, source=ctx.source)
             for k, text in enumerate(rejected)]
 
 
@@ -515,7 +528,7 @@ ADAPTERS: dict[str, Adapter] = {
                 hub_id="allenai/reward-bench", hub_split_aliases={"test": "filtered"},
                 required_columns=("prompt", "chosen", "rejected", "subset", "id"), id_field="id"),
         Adapter("rewardbench2", convert_rewardbench2,
-                "RewardBench 2 (best of 4: chosen vs each rejected; Ties filtered)",
+                "RewardBench 2 (best of 4: chosen vs each rejected; Ties for reward models)",
                 hub_id="allenai/reward-bench-2", required_columns=("id", "prompt", "chosen", "rejected", "subset"),
                 id_field="id"),
         Adapter("rm_bench", convert_rm_bench, "RM-Bench: 9 style pairs per item, easy/normal/hard",

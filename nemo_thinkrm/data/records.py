@@ -26,6 +26,11 @@ ROLES: tuple[str, ...] = ("system", "user", "assistant")
 LABELS: tuple[str, ...] = ("A", "B")
 DEFAULT_SECTION = "all"
 ALL_SPLITS = "all"
+SCORES_ONLY = "scores_only"
+"""Tag of records only a scoring judge can use (RewardBench 2's Ties: two correct answers have no
+pairwise label); a generative judge leaves them out, counted, and no accuracy counts them."""
+SCORE_TAGS = frozenset({SCORES_ONLY, "response", "num_correct"})
+"""Tags that locate a response for a benchmark's score roll-up, not keys to report by."""
 """Pass ``split="all"`` to keep every row of a file whose rows carry their own split."""
 
 

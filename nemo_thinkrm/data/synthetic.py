@@ -148,3 +148,20 @@ def write_preference_jsonl(pairs: list[ArithmeticPair], path) -> None:
     Path(path).write_text("".join(json.dumps({"id": p.id, "prompt": p.question, "response_a": p.response_a,
                                                "response_b": p.response_b, "label": p.label}) + "\n"
                                   for p in pairs))
+
+
+def make_candidate_sets(n: int, k: int = 4, seed: int = 0, max_operand: int = 12) -> list[dict]:
+    """``n`` best-of-``k`` items of the embedded task: "What is a + b?" with the right answer first
+    and ``k − 1`` distinct wrong ones (off by 1-3, never negative); ``best`` = 0 (``thinkrm best-of-n``
+    shows them in a seeded order, so a judge cannot win by position)."""
+    if not 2 <= k <= 4:  # 0 + 0 has only three wrong answers 1-3 away that are not negative
+        raise ConfigError(f"a candidate set of the arithmetic task holds 2..4 responses, got {k}")
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        a, b = rng.randint(0, max_operand), rng.randint(0, max_operand)
+        right = a + b
+        wrong = rng.sample([right + d for d in (-3, -2, -1, 1, 2, 3) if right + d >= 0], k - 1)
+        out.append({"id": f"bon-{seed}-{i}", "prompt": f"What is {a} + {b}?",
+                    "responses": [f"{a} + {b} = {v}." for v in [right, *wrong]], "best": 0})
+    return out

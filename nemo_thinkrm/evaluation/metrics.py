@@ -10,6 +10,7 @@ from typing import Any, Iterable, Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.evaluation.benchmarks import BENCHMARKS
+from nemo_thinkrm.data.records import SCORE_TAGS, SCORES_ONLY
 from nemo_thinkrm.genrm import ScoredSample, parse_verdict, score_sample, summarize
 
 
@@ -44,15 +45,17 @@ def compute_metrics(rows: Sequence[dict], mode: Optional[str] = None, dataset: O
                     extra: Optional[dict] = None) -> dict[str, Any]:
     """Every metric the report shows (``genrm.summarize``), a benchmark's own roll-up and run
     bookkeeping (failed requests, over-length rows)."""
-    rows = list(rows)
+    all_rows = list(rows)
+    # scores-only rows (RewardBench 2's Ties comparisons) have no pairwise label: the benchmark reads them
+    rows = [r for r in all_rows if not (r.get("tags") or {}).get(SCORES_ONLY)]
     if not rows:
         raise ConfigError("no predictions to score")
     failed = [r for r in rows if r.get("error")]
     samples = samples_from_rows(rows, mode)
-    group_keys = ["section"] + sorted({k for r in rows for k in (r.get("tags") or {})})
+    group_keys = ["section"] + sorted({k for r in rows for k in (r.get("tags") or {})} - SCORE_TAGS)
     metrics = summarize(samples, group_keys=group_keys)
     metrics["failed_requests"] = len(failed)
     if dataset in BENCHMARKS:
-        metrics.update(BENCHMARKS[dataset](metrics))
+        metrics.update(BENCHMARKS[dataset](metrics, all_rows))
     metrics.update(extra or {})
     return metrics

@@ -19,9 +19,8 @@ from typing import Any
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import RobustnessConfig
 from nemo_thinkrm.data.master_keys import MASTER_KEYS, master_key_records
-from nemo_thinkrm.evaluation import predictions as preds
 from nemo_thinkrm.evaluation.report import save_figure
-from nemo_thinkrm.evaluation.runner import generate_missing, prepare
+from nemo_thinkrm.evaluation.runner import judge_rows, prepare
 
 logger = logging.getLogger("nemo_thinkrm.robustness")
 OVERALL = "overall"
@@ -96,10 +95,10 @@ def _report(run_dir: Path, fpr: dict, cfg: RobustnessConfig, judge: str, keys: d
 def run(cfg: RobustnessConfig) -> dict[str, Any]:
     keys = select_keys(list(cfg.keys))
     prep = prepare(cfg, transform=lambda records: master_key_records(records, keys))
-    rows = generate_missing(cfg, prep.prompts, prep.template.mode, prep.judge_path, prep.run_dir / preds.FILENAME)
+    rows, _, over_length = judge_rows(cfg, prep)
     fpr = false_positive_rates(rows)
     metrics = {"master_key_fpr": fpr, "keys": keys, "dataset": cfg.data.name, "template": prep.template.name,
-               "over_length": prep.over_length, "data_load": prep.load_note}
+               "over_length": over_length, "data_load": prep.load_note}
     (prep.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, ensure_ascii=False))
     _report(prep.run_dir, fpr, cfg, str(prep.judge_path or cfg.generation.model), keys)
     o = fpr.get(OVERALL, {})

@@ -10,15 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from nemo_thinkrm.checkpoint.convert import hf_dir_for
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.generation import SCORER_NAMES
 from nemo_thinkrm.config.stages import EvalConfig
 from nemo_thinkrm.data.preference import load_preference_data
+from nemo_thinkrm.data.records import SCORES_ONLY
 from nemo_thinkrm.evaluation import predictions as preds
+from nemo_thinkrm.evaluation import reward_eval
 from nemo_thinkrm.evaluation.metrics import compute_metrics
 from nemo_thinkrm.evaluation.prompts import request_id, requests_for
 from nemo_thinkrm.evaluation.report import write_report
@@ -40,6 +43,8 @@ class PreparedRun:
     prompts: list[JudgePrompt]
     over_length: list[str]
     load_note: str
+    records: list = field(default_factory=list)
+    """The pairs judged (after ``transform``): what a reward model scores."""
 
 
 def prepare(cfg: EvalConfig, transform: Optional[Callable[[list], list]] = None) -> PreparedRun:
@@ -49,6 +54,15 @@ def prepare(cfg: EvalConfig, transform: Optional[Callable[[list], list]] = None)
     run_dir.mkdir(parents=True, exist_ok=True)
     judge_path = resolve_judge_model(cfg, run_dir)
     template, tokenizer, records, load_note = load_inputs(cfg, judge_path)
+    if cfg.generation.backend not in SCORER_NAMES:
+        scores_only = [r for r in records if r.tags.get(SCORES_ONLY)]
+        if scores_only:
+            records = [r for r in records if not r.tags.get(SCORES_ONLY)]
+            load_note += (f"; {len(scores_only)} comparisons only a reward model can score (e.g. RewardBench 2 "
+                          "Ties) left out")
+            logger.warning("%d comparisons are scored from per-response scores only (e.g. RewardBench 2 Ties); a "
+                           "generative judge leaves them out (generation.backend=reward_model scores them)",
+                           len(scores_only))
     if transform is not None:
         records = transform(records)
     render, count = chat_renderer(tokenizer, cfg.model.tokenizer.think_prefix)
@@ -57,21 +71,43 @@ def prepare(cfg: EvalConfig, transform: Optional[Callable[[list], list]] = None)
     if over_length:
         logger.warning("%d pairs have prompts longer than max_prompt_tokens=%d; they are reported, not judged",
                        len(over_length), cfg.max_prompt_tokens)
-    return PreparedRun(run_dir, judge_path, template, prompts, over_length, load_note)
+    return PreparedRun(run_dir, judge_path, template, prompts, over_length, load_note, list(records))
+
+
+def judge_rows(cfg: EvalConfig, prep: PreparedRun) -> tuple[list[dict], str, list[str]]:
+    """(prediction rows to score, their verdict mode, over-length example ids) from the configured
+    judge: generated verdicts, or a reward model's two scores per pair (``reward_eval.py``)."""
+    pred_path = prep.run_dir / preds.FILENAME
+    if cfg.generation.backend in SCORER_NAMES:
+        factory = reward_eval.scorer_factory(prep.judge_path, cfg.generation.batch_size, cfg.generation.max_model_len)
+        rows = reward_eval.score_missing(prep.records, factory, pred_path, cfg.chunk_size)
+        over = reward_eval.over_length_ids(rows)
+        if over:
+            logger.warning("%d pairs are longer than the reward model's context; they are reported, not judged",
+                           len(over))
+        skip = set(over)
+        return [r for r in rows if r["example_id"] not in skip], reward_eval.MODE, over
+    rows = generate_missing(cfg, prep.prompts, prep.template.mode, prep.judge_path, pred_path)
+    return rows, prep.template.mode, prep.over_length
 
 
 def run(cfg: EvalConfig) -> dict[str, Any]:
     prep = prepare(cfg)
     run_dir, judge_path, template, load_note = prep.run_dir, prep.judge_path, prep.template, prep.load_note
-    over_length = prep.over_length
-    rows = generate_missing(cfg, prep.prompts, template.mode, judge_path, run_dir / preds.FILENAME)
-    metrics = compute_metrics(rows, template.mode, cfg.data.name,
+    rows, mode, over_length = judge_rows(cfg, prep)
+    metrics = compute_metrics(rows, mode, cfg.data.name,
                               extra={"over_length": over_length, "template": template.name,
-                                     "dataset": cfg.data.name, "data_load": load_note})
-    write_outputs(run_dir, metrics, rows, f"Evaluation of {judge_path} on {cfg.data.name}",
-                  [f"Template `{template.name}` ({template.mode}), swap={cfg.swap}, voting m={cfg.voting.m}, "
+                                     "dataset": cfg.data.name, "data_load": load_note,
+                                     "judge": cfg.generation.backend})
+    if cfg.generation.backend in SCORER_NAMES:
+        setting = ("Reward model: both responses scored, the higher wins (an exact tie is no verdict); "
+                   "swap and voting do not apply.")
+    else:
+        setting = (f"Template `{template.name}` ({template.mode}), swap={cfg.swap}, voting m={cfg.voting.m}, "
                    f"temperature {cfg.generation.temperature}, max {cfg.generation.max_new_tokens} new tokens, "
-                   f"engine {cfg.generation.backend}.", f"Data: {load_note}."])
+                   f"engine {cfg.generation.backend}.")
+    write_outputs(run_dir, metrics, rows, f"Evaluation of {judge_path} on {cfg.data.name}",
+                  [setting, f"Data: {load_note}."])
     return metrics
 
 
@@ -83,12 +119,17 @@ def resolve_judge_model(cfg: EvalConfig, run_dir: Path) -> Optional[str]:
     return str(hf_dir_for(path, run_dir / "judge_hf"))
 
 
-def load_inputs(cfg: EvalConfig, judge_path: Optional[str]):
-    template = load_template(cfg.template)
+def judge_tokenizer(cfg: Any, judge_path: Optional[str]):
+    """The judge's own tokenizer when its directory has one (and ``model.tokenizer`` is the default)."""
     tok_cfg = cfg.model.tokenizer
     if judge_path and (Path(judge_path) / "tokenizer_config.json").is_file() and tok_cfg.name == "tiny_bpe":
         tok_cfg = type(tok_cfg)(name=judge_path, think_prefix=tok_cfg.think_prefix)
-    tokenizer = load_tokenizer(tok_cfg)
+    return load_tokenizer(tok_cfg)
+
+
+def load_inputs(cfg: EvalConfig, judge_path: Optional[str]):
+    template = load_template(cfg.template)
+    tokenizer = judge_tokenizer(cfg, judge_path)
     loaded = load_preference_data(cfg.data.name, path=cfg.data.path, hub_id=cfg.data.hub_id, split=cfg.data.split,
                                   field_map=dict(cfg.data.field_map) or None,
                                   max_bad_fraction=cfg.data.max_bad_fraction, limit=cfg.data.limit)

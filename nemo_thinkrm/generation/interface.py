@@ -82,6 +82,9 @@ def build_generator(cfg: GenerationConfig, model_path: Optional[str]) -> Generat
     import importlib
 
     cfg.validate()
+    if cfg.backend not in ENGINES:
+        raise ConfigError(f"generation.backend={cfg.backend!r} scores responses and generates no text; this stage "
+                          f"needs one of {sorted(ENGINES)}")
     module, cls = ENGINES[cfg.backend].split(":")
     return getattr(importlib.import_module(module), cls)(cfg, model_path)
 

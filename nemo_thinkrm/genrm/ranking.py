@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 Compare = Callable[[int, int], float]
 STRATEGIES = ("knockout", "all_pairs", "scores")
@@ -46,41 +46,76 @@ def _check_n(n: int) -> None:
         raise ValueError(f"need at least one response to rank, got {n}")
 
 
-def knockout(n: int, compare: Compare, seed: int = 0) -> Ranking:
-    _check_n(n)
-    alive = list(range(n))
-    random.Random(seed).shuffle(alive)
-    out: list[int] = []
-    bracket: list[tuple[int, int, int]] = []
-    while len(alive) > 1:
+class Knockout:
+    """A single-elimination bracket played one round at a time, so the rounds of many items can be
+    sent to a judge as one batch (``rank_many``); ``knockout`` plays it with a synchronous judge."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        _check_n(n)
+        self.alive = list(range(n))
+        random.Random(seed).shuffle(self.alive)
+        self.out: list[int] = []
+        self.bracket: list[tuple[int, int, int]] = []
+
+    def matches(self) -> list[tuple[int, int]]:
+        """This round's (i, j) matches; empty once a winner is left."""
+        return [(self.alive[k], self.alive[k + 1]) for k in range(0, len(self.alive) - 1, 2)]
+
+    def record(self, verdicts: Sequence[float]) -> None:
+        """``compare(i, j)`` of each match of ``matches()``, in order: winners go on, an odd one has a bye."""
+        matches = self.matches()
+        if len(verdicts) != len(matches):
+            raise ValueError(f"{len(matches)} matches this round, got {len(verdicts)} verdicts")
         nxt = []
-        for k in range(0, len(alive) - 1, 2):
-            i, j = alive[k], alive[k + 1]
-            w = i if compare(i, j) >= 0.5 else j
-            bracket.append((i, j, w))
+        for (i, j), v in zip(matches, verdicts):
+            w = i if v >= 0.5 else j
+            self.bracket.append((i, j, w))
             nxt.append(w)
-            out.append(j if w == i else i)
-        if len(alive) % 2:
-            nxt.append(alive[-1])  # bye
-        alive = nxt
-    return Ranking(order=alive + out[::-1], comparisons=len(bracket), bracket=bracket)
+            self.out.append(j if w == i else i)
+        if len(self.alive) % 2:
+            nxt.append(self.alive[-1])  # bye
+        self.alive = nxt
+
+    def result(self) -> Ranking:
+        if len(self.alive) != 1:
+            raise ValueError("the bracket is not finished")
+        return Ranking(order=self.alive + self.out[::-1], comparisons=len(self.bracket), bracket=list(self.bracket))
 
 
-def all_pairs(n: int, compare: Compare, both_orders: bool = True) -> Ranking:
+def knockout(n: int, compare: Compare, seed: int = 0) -> Ranking:
+    k = Knockout(n, seed)
+    while matches := k.matches():
+        k.record([compare(i, j) for i, j in matches])
+    return k.result()
+
+
+def all_pairs_matches(n: int, both_orders: bool = True) -> list[tuple[int, int]]:
+    """Every comparison ``all_pairs`` asks for: (i, j) for i < j, each followed by (j, i) with both orders."""
     _check_n(n)
-    wins = [[0.0] * n for _ in range(n)]
-    asked = 0
+    out = []
     for i in range(n):
         for j in range(i + 1, n):
-            verdicts = [compare(i, j)]
-            if both_orders:
-                verdicts.append(1.0 - compare(j, i))
-            asked += len(verdicts)
-            share = sum(verdicts) / len(verdicts)
+            out += [(i, j), (j, i)] if both_orders else [(i, j)]
+    return out
+
+
+def all_pairs_ranking(n: int, verdicts: Mapping[tuple[int, int], float]) -> Ranking:
+    """Copeland ranking from ``compare(i, j)`` of every match of ``all_pairs_matches`` (a match in both
+    orders is averaged, the second verdict sign-corrected)."""
+    _check_n(n)
+    wins = [[0.0] * n for _ in range(n)]
+    for i in range(n):
+        for j in range(i + 1, n):
+            shares = [verdicts[(i, j)]] + ([1.0 - verdicts[(j, i)]] if (j, i) in verdicts else [])
+            share = sum(shares) / len(shares)
             wins[i][j], wins[j][i] = share, 1.0 - share
     total = [sum(row) for row in wins]
     order = sorted(range(n), key=lambda i: (-total[i], i))
-    return Ranking(order=order, comparisons=asked, wins=wins)
+    return Ranking(order=order, comparisons=len(verdicts), wins=wins)
+
+
+def all_pairs(n: int, compare: Compare, both_orders: bool = True) -> Ranking:
+    return all_pairs_ranking(n, {(i, j): compare(i, j) for i, j in all_pairs_matches(n, both_orders)})
 
 
 def by_scores(scores: Sequence[float]) -> Ranking:
@@ -102,3 +137,33 @@ def rank(strategy: str, n: int, compare: Optional[Compare] = None, scores: Optio
     if strategy == "all_pairs":
         return all_pairs(n, compare, both_orders)
     raise ValueError(f"unknown ranking strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
+
+
+AskMany = Callable[[list[tuple[int, int, int]]], list[float]]
+"""(item, i, j) matches of many items → ``compare(i, j)`` of each, in order (one judge batch)."""
+
+
+def rank_many(strategy: str, sizes: Sequence[int], ask: AskMany, seeds: Optional[Sequence[int]] = None,
+              both_orders: bool = True) -> list[Ranking]:
+    """Rank many items with a pairwise strategy, asking the judge one batch per knockout round
+    (``all_pairs``: one batch in all), so a served or batched judge sees every item's matches at once."""
+    seeds = list(seeds) if seeds is not None else [0] * len(sizes)
+    if strategy == "knockout":
+        brackets = [Knockout(n, seed) for n, seed in zip(sizes, seeds)]
+        while True:
+            todo = [(k, i, j) for k, b in enumerate(brackets) for i, j in b.matches()]
+            if not todo:
+                return [b.result() for b in brackets]
+            verdicts = ask(todo)
+            for k, b in enumerate(brackets):
+                mine = [v for (item, _, _), v in zip(todo, verdicts) if item == k]
+                if mine:
+                    b.record(mine)
+    if strategy == "all_pairs":
+        todo = [(k, i, j) for k, n in enumerate(sizes) for i, j in all_pairs_matches(n, both_orders)]
+        verdicts = ask(todo)
+        per_item: list[dict[tuple[int, int], float]] = [{} for _ in sizes]
+        for (k, i, j), v in zip(todo, verdicts):
+            per_item[k][(i, j)] = v
+        return [all_pairs_ranking(n, per_item[k]) for k, n in enumerate(sizes)]
+    raise ValueError(f"rank_many takes a pairwise strategy (knockout, all_pairs), got {strategy!r}")

@@ -17,6 +17,7 @@ from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.parallel import ParallelConfig, RecomputeConfig
 from nemo_thinkrm.models.layer_spec import Backend, choose_backend, layer_spec_for
+from nemo_thinkrm.models.reward_head import attach_reward_head
 from nemo_thinkrm.runtime.device import cuda_available, place_module, torch_dtype
 
 
@@ -78,12 +79,13 @@ def transformer_config(model: ModelConfig, parallel: ParallelConfig,
 
 def build_gpt_model(model: ModelConfig, parallel: ParallelConfig, *,
                     backend: str = "auto", recompute: Optional[RecomputeConfig] = None,
-                    parallel_output: bool = True) -> "torch.nn.Module":
+                    parallel_output: bool = True, head_seed: int = 0) -> "torch.nn.Module":
     """Build this rank's stage of the model (megatron parallel state must be initialised).
 
     ``parallel_output=True`` keeps logits sharded over the vocabulary (what the
     vocab-parallel cross entropy wants); ``gather_logits`` assembles full logits for
-    inspection and parity tests.
+    inspection and parity tests. ``model.head == "reward"`` ends the model in a scalar reward
+    head (initialised from ``head_seed``) instead of the vocabulary projection.
     """
     from megatron.core import parallel_state
     from megatron.core.models.gpt import GPTModel
@@ -100,7 +102,7 @@ def build_gpt_model(model: ModelConfig, parallel: ParallelConfig, *,
         pre_process=parallel_state.is_pipeline_first_stage(),
         post_process=parallel_state.is_pipeline_last_stage(),
         parallel_output=parallel_output,
-        share_embeddings_and_output_weights=model.tie_word_embeddings,
+        share_embeddings_and_output_weights=model.tie_word_embeddings and model.head == "lm",
         position_embedding_type="rope",
         rotary_percent=1.0,
         rotary_base=int(model.rotary_base) if float(model.rotary_base).is_integer() else model.rotary_base,
@@ -108,7 +110,10 @@ def build_gpt_model(model: ModelConfig, parallel: ParallelConfig, *,
     _set_rope_frequencies(gpt, model)
     gpt.layer_backend = chosen  # read by the HF mapping (TE fuses norms into linears)
     gpt.thinkrm_model_config = model
-    return place_module(gpt)
+    gpt = place_module(gpt)
+    if model.head == "reward":
+        attach_reward_head(gpt, seed=head_seed)
+    return gpt
 
 
 def _set_rope_frequencies(gpt, model: ModelConfig) -> None:

@@ -77,7 +77,9 @@ def parameter_rules(cfg: ModelConfig, backend: str = "local") -> list[ParamRule]
             ]
         rules += [ParamRule(r.megatron_name, r.hf_names, r.kind, r.tp_dim, r.vocab, layer=i) for r in layer_rules]
     rules.append(ParamRule("decoder.final_layernorm.weight", ("model.norm.weight",), "copy", None))
-    if not cfg.tie_word_embeddings:
+    if cfg.head == "reward":  # replicated over TP (models/reward_head.py), never tied
+        rules.append(ParamRule("output_layer.weight", ("score.weight",), "copy", None))
+    elif not cfg.tie_word_embeddings:
         rules.append(ParamRule("output_layer.weight", ("lm_head.weight",), "copy", 0, vocab=True))
     return rules
 
@@ -174,7 +176,7 @@ def stage_rules(cfg: ModelConfig, backend: str, pp_rank: int, pp_size: int,
         elif rule.megatron_name.startswith("embedding."):
             if has_embedding:
                 out.append((rule, rule.megatron_name))
-            if has_output and cfg.tie_word_embeddings and pp_size > 1:
+            if has_output and cfg.tie_word_embeddings and cfg.head == "lm" and pp_size > 1:
                 out.append((rule, "output_layer.weight"))
         elif rule.megatron_name.startswith("decoder.final_layernorm"):
             if has_output:
@@ -286,7 +288,7 @@ def check_hf_names(cfg: ModelConfig, available: Mapping[str, object] | set[str])
                           f"needs, e.g. {missing[:5]}")
     # rotary inv_freq buffers are saved by some old exports; they are recomputed, not loaded
     unused = sorted(n for n in have - needed if not n.endswith("rotary_emb.inv_freq"))
-    if cfg.tie_word_embeddings:
+    if cfg.tie_word_embeddings and cfg.head == "lm":
         unused = [n for n in unused if n != "lm_head.weight"]
     if unused:
         raise ConfigError(f"🤗 checkpoint has {len(unused)} tensor(s) the {cfg.family} architecture "

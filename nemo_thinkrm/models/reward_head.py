@@ -14,6 +14,8 @@ a generator seeded by the config, identical on every rank. Weight layout equals 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from megatron.core.transformer.module import MegatronModule
@@ -41,5 +43,7 @@ def attach_reward_head(gpt: torch.nn.Module, seed: int) -> torch.nn.Module:
     if gpt.post_process:
         gpt.output_layer = place_module(RewardHead(gpt.config, gpt.config.hidden_size, seed))
     gpt.share_embeddings_and_output_weights = False
-    gpt.thinkrm_head = "reward"
+    cfg = getattr(gpt, "thinkrm_model_config", None)
+    if cfg is not None and cfg.head != "reward":
+        gpt.thinkrm_model_config = replace(cfg, head="reward")
     return gpt

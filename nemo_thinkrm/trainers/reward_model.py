@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -101,19 +102,23 @@ def accuracy_metrics(stats: dict[str, float]) -> dict[str, float]:
     return {"accuracy": stats["right"] / pairs, "reward_gap": stats["reward_gap_sum"] / pairs, "pairs": stats["pairs"]}
 
 
-def build_reward_model(cfg: RewardModelConfig) -> list[torch.nn.Module]:
-    """The GPTModel from the start checkpoint, its vocabulary projection swapped for the reward
-    head before DDP lays out its gradient buffers."""
-    module = build_engine_model(cfg.model, cfg.parallel, recompute=cfg.recompute, backend=cfg.layer_backend,
-                                wrap_ddp=False)[0]
+def build_reward_model(cfg: RewardModelConfig, start_head: str) -> list[torch.nn.Module]:
+    """The GPTModel from the start checkpoint with a reward head, before DDP lays out its gradient
+    buffers: a causal LM's vocabulary projection is loaded, then swapped for a fresh head; a
+    reward model (``start_head == "reward"``, e.g. a 🤗 ``*ForSequenceClassification``) keeps its own."""
+    build_cfg = replace(cfg.model, head="lm" if start_head == "lm" and cfg.model.hf_path else "reward")
+    module = build_engine_model(build_cfg, cfg.parallel, recompute=cfg.recompute, backend=cfg.layer_backend,
+                                wrap_ddp=False, head_seed=cfg.seed)[0]
     if cfg.model.hf_path:
-        load_initial_weights(module, cfg.model.hf_path, cfg.model)
-    attach_reward_head(module, seed=cfg.seed)
+        load_initial_weights(module, cfg.model.hf_path, build_cfg)
+    if build_cfg.head == "lm":
+        attach_reward_head(module, seed=cfg.seed)
     return ddp_wrap(module, cfg.parallel)
 
 
 def run(cfg: RewardModelConfig) -> dict[str, Any]:
     tokenizer = resolve_model_and_tokenizer(cfg)
+    start_head, cfg.model.head = cfg.model.head, "reward"  # checkpoints and exports are reward models
     ctx = init_distributed(cfg.parallel, cfg.model, seed=cfg.seed)
     train, val, data_report = prepare_pairs(cfg, tokenizer)
     pad_id = tokenizer.pad_token_id
@@ -121,7 +126,7 @@ def run(cfg: RewardModelConfig) -> dict[str, Any]:
     logger.info("epoch 0: %d pairs → %d rows of %d tokens", len(train), len(plan.rows(0)), cfg.seq_length)
     run_config = write_run_config(cfg)
 
-    chunks = build_reward_model(cfg)
+    chunks = build_reward_model(cfg, start_head)
     configure_for_training(chunks)
     optimizer, scheduler = build_optimizer(chunks, cfg.optim, cfg.parallel, cfg.model.params_dtype, cfg.train_iters)
     n_mb = cfg.microbatches_per_rank(ctx.dp_size)

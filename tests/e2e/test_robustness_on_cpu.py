@@ -37,3 +37,21 @@ def test_unknown_key_is_one_clear_error(tmp_path):
     proc = run_cli("robustness", "--config-name", "tiny_robustness", f"run_dir={tmp_path}", "keys=[colonn]")
     assert proc.returncode != 0
     assert "unknown master keys ['colonn']; valid:" in proc.stderr + proc.stdout
+
+
+def test_a_generative_judge_leaves_rb2_ties_out_counted(tmp_path):
+    """RewardBench 2 through a pairwise judge: the best-of-4 subsets are judged, the Ties comparisons
+    (scores only) are left out and said so in the data note."""
+    from pathlib import Path
+
+    fixture = Path(__file__).parents[1] / "fixtures" / "preference" / "rewardbench2.jsonl"
+    tok = str(tiny_bpe_dir(512))
+    run_dir = tmp_path / "rb2"
+    with in_thread(FakeServer("<answer>A</answer>", model_id=tok)) as judge:
+        proc = run_cli("eval", "--config-name", "tiny_eval", f"run_dir={run_dir}", "data=rewardbench2",
+                       f"data.path={fixture}", "generation.backend=openai", f"generation.endpoints={judge.url}",
+                       f"generation.model={tok}", "swap=none", "voting.m=1")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    m = json.loads((run_dir / "metrics.json").read_text())
+    assert m["n_examples"] == 6 and m["rewardbench2"] == {"Factuality": 1.0, "Math": 1.0, "Overall": 1.0}
+    assert "5 comparisons only a reward model can score" in m["data_load"]

@@ -52,6 +52,7 @@ def test_unsupported_architecture_is_refused():
 
 # configs that need a user's data path before they validate
 NEEDS_DATA = {"sft": ["data.train_path=/data/sft.jsonl"], "rm": ["data.path=/pairs.jsonl"],
+              "best_of_n": ["data_path=/c.jsonl"],
               "pairwise_rlhf": ["prompt_path=/p.jsonl", "judge.model=/judge"],
               "tiny_pairwise_rlhf": ["prompt_path=/p.jsonl", "judge.model=/judge"],
               "tiny_grpo": ["data.path=/pairs.jsonl"]}

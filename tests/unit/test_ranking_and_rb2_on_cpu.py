@@ -96,13 +96,41 @@ def test_adapter_pairs_the_chosen_response_with_each_rejected_one():
 
     path = Path(__file__).parents[1] / "fixtures" / "preference" / "rewardbench2.jsonl"
     loaded = load_preference_data("rewardbench2", path=str(path))
-    assert [r.id.split(":", 1)[1] for r in loaded.records] == ["1:r0", "1:r1", "1:r2", "2:r0", "2:r1", "2:r2"]
+    pairwise = [r for r in loaded.records if not r.tags.get("scores_only")]
+    assert [r.id.split(":", 1)[1] for r in pairwise] == ["1:r0", "1:r1", "1:r2", "2:r0", "2:r1", "2:r2"]
     assert all(r.chosen == r.response_a for r in loaded.records)
-    assert {r.tags["item"] for r in loaded.records} == {"Factuality/1", "Math/2"}
-    assert len(loaded.filtered) == 1 and "Ties" in loaded.filtered[0][1]  # counted, not silently dropped
+    assert {r.tags["item"] for r in pairwise} == {"Factuality/1", "Math/2"}
+    # Ties: response 0 against each other one, for a reward model's scores (tied:3 has 2 correct, ref:3 one)
+    ties = [r for r in loaded.records if r.tags.get("scores_only")]
+    assert [(r.id.split(":", 1)[1], r.tags["response"], r.tags["num_correct"]) for r in ties] == [
+        ("tied:3:t1", "1", "2"), ("tied:3:t2", "2", "2"), ("tied:3:t3", "3", "2"),
+        ("ref:3:t1", "1", "1"), ("ref:3:t2", "2", "1")]
     reasons = dict(loaded.skipped)
-    assert len(reasons) == 2 and any("rejected[0] is empty" in v for v in reasons.values())
+    assert len(reasons) == 3 and any("rejected[0] is empty" in v for v in reasons.values())
     assert any("unknown RewardBench 2 subset 'Chat'" in v for v in reasons.values())
+    assert any("a Ties item id is 'ref:N' or 'tied:N', got '3'" in v for v in reasons.values())
+
+
+def _rm_row(item, example_id, a, b, **tags):
+    return {"example_id": example_id, "tags": {"item": item, **tags}, "scores": {"A": a, "B": b}}
+
+
+def test_reward_model_roll_up_uses_every_score_and_scores_ties():
+    from nemo_thinkrm.evaluation.benchmarks.rewardbench2 import extra_metrics
+
+    rows = [_rm_row("Factuality/1", f"rb2:1:r{k}", 3.0, b) for k, b in enumerate([1.0, 2.0, 0.0])]  # right
+    rows += [_rm_row("Math/2", f"rb2:2:r{k}", 2.0, b) for k, b in enumerate([2.0, 1.0, 0.0])]  # shares top: ½
+    rows += [_rm_row("Math/5", f"rb2:5:r{k}", 1.0, None) for k in range(3)]  # unscored: left out
+    # the Ties items of TIES above, as response 0 against each other one
+    for it in TIES:
+        rows += [_rm_row(f"Ties/{it.id}", f"rb2:{it.id}:t{j}", it.scores[0], s, scores_only="true",
+                         response=str(j), num_correct=str(it.num_correct)) for j, s in enumerate(it.scores) if j]
+    metrics = {"groups": {"item": {"Factuality/1": {"n": 3, "accuracy": 1.0}}}}
+    out = extra_metrics(metrics, rows)
+    assert out["rewardbench2"]["Factuality"] == 1.0 and out["rewardbench2"]["Math"] == 0.5
+    assert out["rewardbench2"]["Ties"] == pytest.approx(0.545)  # test_ties_formula_by_hand
+    assert out["rewardbench2"]["Overall"] == pytest.approx((1.0 + 0.5 + 0.545) / 3)
+    assert out["rewardbench2_items"] == {"Factuality": 1, "Math": 1, "Ties": 4} and "item" not in metrics["groups"]
 
 
 def test_pairwise_roll_up_needs_every_comparison_right():

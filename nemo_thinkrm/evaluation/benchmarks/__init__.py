@@ -1,17 +1,18 @@
 """Benchmarks with rules of their own beyond the shared metrics: one module each, one row here.
 
-A benchmark's module exposes ``extra_metrics(metrics) -> dict``, merged into ``metrics.json``
-by ``evaluation/metrics.py`` when that dataset is evaluated. Its reading of rows
+A benchmark's module exposes ``extra_metrics(metrics, rows) -> dict`` (the shared metrics and the
+prediction rows, scores-only rows included), merged into ``metrics.json`` by
+``evaluation/metrics.py`` when that dataset is evaluated. Its reading of rows
 (sections, tags) is its adapter in ``data/adapters.py``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from nemo_thinkrm.evaluation.benchmarks import rewardbench, rewardbench2, rm_bench
 
-BENCHMARKS: dict[str, Callable[[dict], dict[str, Any]]] = {
+BENCHMARKS: dict[str, Callable[[dict, Sequence[dict]], dict[str, Any]]] = {
     "rewardbench": rewardbench.extra_metrics,
     "rewardbench2": rewardbench2.extra_metrics,
     "rm_bench": rm_bench.extra_metrics,

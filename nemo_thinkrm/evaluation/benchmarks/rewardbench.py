@@ -99,7 +99,7 @@ def rewardbench_section_scores(subset_accuracy: Mapping[str, float],
     return scores
 
 
-def extra_metrics(metrics: dict) -> dict[str, Any]:
+def extra_metrics(metrics: dict, rows: Sequence[dict] = ()) -> dict[str, Any]:
     """``{"rewardbench": {section: score, "Score": …}}`` from the metrics' per-subset accuracies."""
     subsets = metrics["groups"].get("subset", {})
     acc = {k: v["accuracy"] for k, v in subsets.items() if isinstance(v, dict) and "n" in v and k not in

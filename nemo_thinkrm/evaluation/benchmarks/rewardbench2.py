@@ -111,23 +111,58 @@ def pairwise_win_scores(n: int, verdicts: Mapping[tuple[int, int], float]) -> li
     return wins
 
 
-def extra_metrics(metrics: dict) -> dict[str, Any]:
-    """``{"rewardbench2": {subset: best-of-4 accuracy, ..., "Overall": ...}}`` for a pairwise judge.
+def items_from_scores(rows: Iterable[Mapping[str, Any]]) -> list[RB2Item]:
+    """A reward model's rows (each with ``scores`` of its A and B response) → one ``RB2Item`` per item
+    with a score per response, the correct ones first: best-of-4 items from ``:r{k}`` (the chosen
+    response is A of every row, rejected k its B), Ties items from ``:t{j}`` (response 0 is A, j is B)."""
+    by_item: dict[str, dict[int, float]] = {}
+    correct: dict[str, int] = {}
+    unscored: set[str] = set()  # an item with a response left unscored (over-length) is not scored at all
+    for r in rows:
+        tags, scores = r.get("tags") or {}, r.get("scores")
+        if "item" not in tags or scores is None:
+            continue
+        if scores.get("A") is None or scores.get("B") is None:
+            unscored.add(tags["item"])
+            continue
+        item, rid = tags["item"], str(r.get("example_id", ""))
+        k = int(tags["response"]) if "response" in tags else int(rid.rsplit(":r", 1)[1]) + 1
+        by_item.setdefault(item, {})[0] = scores["A"]
+        by_item[item][k] = scores["B"]
+        correct[item] = int(tags.get("num_correct", 1))
+    out = []
+    for item, s in by_item.items():
+        if item in unscored:
+            continue
+        subset, _, item_id = item.partition("/")
+        out.append(RB2Item(item_id, subset, [s[k] for k in sorted(s)], correct[item]))
+    return out
 
-    Reads the per-item groups the ``rewardbench2`` adapter's ``item`` tag produces (an item is right
-    when every comparison of its chosen response was judged right, ``accuracy == 1``, each order and
-    vote included) and removes them from ``metrics["groups"]``: a table of ~1,900 items is no
-    report. Overall is the unweighted mean of the subsets evaluated (Ties is scored from
-    per-response scores and is filtered for pairwise judges, so at most five).
+
+def extra_metrics(metrics: dict, rows: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """``{"rewardbench2": {subset: score, ..., "Overall": ...}}``.
+
+    A reward model (rows with ``scores``): every subset from the per-response scores, exactly as
+    upstream (``rollup``: best-of-4 with score ties as a lottery, Ties by its formula). A pairwise
+    judge: from the per-item groups the adapter's ``item`` tag produces (an item is right when every
+    comparison of its chosen response was judged right, ``accuracy == 1``, each order and vote
+    included); Ties needs scores and is left out, so at most five subsets. Either way the item groups
+    are removed from ``metrics["groups"]``: a table of ~1,900 items is no report.
     """
     items = metrics.get("groups", {}).pop("item", {})
-    per_subset: dict[str, list[float]] = {}
+    scored = items_from_scores(rows)
+    if scored:
+        per_subset: dict[str, int] = {}
+        for it in scored:
+            per_subset[it.subset] = per_subset.get(it.subset, 0) + 1
+        return {"rewardbench2": rollup(scored), "rewardbench2_items": per_subset}
+    per_subset_right: dict[str, list[float]] = {}
     for key, row in items.items():
         if not isinstance(row, dict) or "n" not in row or "/" not in key:
             continue  # the AVG / macro rows
         subset = key.split("/", 1)[0]
-        per_subset.setdefault(subset, []).append(1.0 if row["accuracy"] == 1.0 else 0.0)
-    scores = {s: sum(per_subset[s]) / len(per_subset[s]) for s in RB2_SUBSETS if s in per_subset}
+        per_subset_right.setdefault(subset, []).append(1.0 if row["accuracy"] == 1.0 else 0.0)
+    scores = {s: sum(v) / len(v) for s in RB2_SUBSETS if (v := per_subset_right.get(s))}
     if scores:
         scores["Overall"] = sum(scores.values()) / len(scores)
-    return {"rewardbench2": scores, "rewardbench2_items": {s: len(v) for s, v in per_subset.items()}}
+    return {"rewardbench2": scores, "rewardbench2_items": {s: len(v) for s, v in per_subset_right.items()}}

@@ -11,7 +11,7 @@ the chat, math, code and safety accuracies (e.g. DPSK-R1: 84.24, 72.66, 93.59, 9
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from nemo_thinkrm.data.adapters import RM_BENCH_SECTIONS
 
@@ -25,7 +25,7 @@ def _accuracy(rows: dict, key: str) -> Optional[float]:
     return row["accuracy"] if isinstance(row, dict) and "n" in row else None
 
 
-def extra_metrics(metrics: dict) -> dict[str, Any]:
+def extra_metrics(metrics: dict, rows: Sequence[dict] = ()) -> dict[str, Any]:
     """``{"rm_bench": {"easy", "normal", "hard", <domain>…, "domain_mean"}}`` (keys present in the data only)."""
     groups = metrics["groups"]
     out: dict[str, float] = {}
