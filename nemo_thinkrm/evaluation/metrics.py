@@ -11,7 +11,7 @@ from typing import Any, Iterable, Optional, Sequence
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.evaluation.benchmarks import BENCHMARKS
 from nemo_thinkrm.data.records import SCORE_TAGS, SCORES_ONLY
-from nemo_thinkrm.genrm import ScoredSample, parse_verdict, score_sample, summarize
+from nemo_thinkrm.genrm import TIE, ScoredSample, parse_verdict, score_sample, summarize
 
 
 def parse_label(value: Any, mode: str) -> Any:
@@ -27,11 +27,17 @@ def parse_label(value: Any, mode: str) -> Any:
     return n
 
 
+def is_score_tie(row: dict) -> bool:
+    """A reward model's row whose two scores are equal (``evaluation/reward_eval.py``)."""
+    scores = row.get("scores")
+    return bool(scores) and not row.get("error") and scores.get("A") is not None and scores["A"] == scores.get("B")
+
+
 def samples_from_rows(rows: Iterable[dict], mode: Optional[str] = None) -> list[ScoredSample]:
     out = []
     for r in rows:
         row_mode = mode or r.get("mode", "binary")
-        verdict = parse_verdict(r.get("output") or "", row_mode)
+        verdict = TIE if is_score_tie(r) else parse_verdict(r.get("output") or "", row_mode)
         tokens = r.get("output_tokens")
         out.append(score_sample(
             r.get("example_id", r.get("id")), verdict, parse_label(r["label"], row_mode),
@@ -55,6 +61,7 @@ def compute_metrics(rows: Sequence[dict], mode: Optional[str] = None, dataset: O
     group_keys = ["section"] + sorted({k for r in rows for k in (r.get("tags") or {})} - SCORE_TAGS)
     metrics = summarize(samples, group_keys=group_keys)
     metrics["failed_requests"] = len(failed)
+    metrics["ties"] = sum(1 for s in samples if s.verdict.tie)
     if dataset in BENCHMARKS:
         metrics.update(BENCHMARKS[dataset](metrics, all_rows))
     metrics.update(extra or {})

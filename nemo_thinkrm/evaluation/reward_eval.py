@@ -7,9 +7,10 @@ RewardBench sections, RewardBench 2 best-of-4), reports, ``thinkrm score`` and r
 unchanged; the two scores are kept in the row (``scores``).
 
 A reward model sees no shown order, so ``swap`` and ``voting.m`` do not apply: one row per pair,
-in the data's own A/B order. An exact tie is no verdict (strict accuracy 0, flexible 0.5, as an
-unreadable verdict of a generative judge); a pair that could not be scored (longer than the model's
-context) has ``error`` set and is counted as a failed request.
+in the data's own A/B order. An exact tie prefers neither response and counts 0.5 (strict and
+flexible; ``genrm.verdict.TIE``, counted in ``metrics["ties"]``, not as invalid); the metrics read it
+from the saved ``scores``, so ``thinkrm score`` re-scores it alike. A pair that could not be scored
+(longer than the model's context) has ``error`` set and is counted as a failed request.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ MODE = "binary"
 
 
 def pair_verdict(score_a: float, score_b: float) -> str:
-    """The verdict text of two scores: the higher one wins, an exact tie says nothing."""
+    """The verdict text of two scores: the higher one wins; an exact tie writes no text (the metrics
+    read the tie from the scores)."""
     if score_a == score_b:
         return ""
     return "<answer>A</answer>" if score_a > score_b else "<answer>B</answer>"

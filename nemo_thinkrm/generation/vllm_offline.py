@@ -12,6 +12,8 @@ from typing import Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.generation.interface import GenerationConfig, GenerationOutput, GenerationRequest, Generator
+from nemo_thinkrm.generation.vllm_server import VLLM_CPU_DTYPE
+from nemo_thinkrm.runtime.device import cuda_available
 
 
 class VLLMOfflineGenerator(Generator):
@@ -30,6 +32,8 @@ class VLLMOfflineGenerator(Generator):
                       gpu_memory_utilization=cfg.gpu_memory_utilization, enforce_eager=cfg.enforce_eager)
         if cfg.max_model_len:
             kwargs["max_model_len"] = cfg.max_model_len
+        if not cuda_available():
+            kwargs["dtype"] = VLLM_CPU_DTYPE
         self.llm = vllm.LLM(**kwargs)
 
     def generate(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:

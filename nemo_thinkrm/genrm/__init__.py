@@ -43,6 +43,7 @@ from nemo_thinkrm.genrm.templates import (
 )
 from nemo_thinkrm.genrm.verdict import (
     INVALID,
+    TIE,
     Mode,
     Verdict,
     flip_verdict,
@@ -54,7 +55,7 @@ from nemo_thinkrm.genrm.verdict import (
 
 __all__ = [
     "INVALID", "MACRO_ROW", "PER_SAMPLE_ROW", "TEMPLATE_DIR", "JudgeTemplate", "Label", "Mode",
-    "RenderedPair", "ScoredSample", "Verdict", "available_templates", "binary_label", "binary_reward",
+    "RenderedPair", "ScoredSample", "TIE", "Verdict", "available_templates", "binary_label", "binary_reward",
     "flip_label", "flip_verdict", "format_context", "is_correct", "judgebench_pair_accuracy",
     "judgebench_pair_score", "last_answer_block", "length_stats", "load_template", "multiclass_reward",
     "neutralize", "order_corrected", "order_pairs", "orders_agree", "parse_verdict", "position_consistency",

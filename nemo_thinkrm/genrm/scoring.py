@@ -64,8 +64,11 @@ def is_correct(verdict: Verdict, label: Label) -> bool:
 
 
 def sample_accuracy(verdict: Verdict, label: Label) -> tuple[float, float]:
-    """(strict, flexible) accuracy of one verdict: (1, 1) right, (0, 0) wrong, (0, 0.5) invalid."""
+    """(strict, flexible) accuracy of one verdict: (1, 1) right, (0, 0) wrong, (0, 0.5) invalid,
+    (0.5, 0.5) a tie (a reward model's equal scores: a coin flip, but the judge did answer)."""
     truth = binary_label(label)  # validate the label even when the verdict is invalid
+    if verdict.tie:
+        return 0.5, 0.5
     if not verdict.valid:
         return 0.0, 0.5
     score = 1.0 if verdict.label == truth else 0.0
@@ -151,13 +154,15 @@ def vote_accuracy(verdicts: Sequence[Verdict], label: Label) -> tuple[float, flo
     """(strict, flexible, invalid) for a majority vote of verdicts that share ``label``'s orientation.
 
     Majority over the valid binary labels; a tie scores 0.5 under both metrics
-    (the vote is a coin flip, but the judge did answer); when every verdict is
-    invalid the vote is invalid: 0 strict, 0.5 flexible.
+    (the vote is a coin flip, but the judge did answer), as do votes that are all
+    ties; when every verdict is invalid the vote is invalid: 0 strict, 0.5 flexible.
     """
     truth = binary_label(label)
     right = sum(1 for v in verdicts if v.valid and v.label == truth)
     wrong = sum(1 for v in verdicts if v.valid and v.label != truth)
     if right + wrong == 0:
+        if any(v.tie for v in verdicts):
+            return 0.5, 0.5, False
         return 0.0, 0.5, True
     if right == wrong:
         return 0.5, 0.5, False
@@ -303,7 +308,7 @@ def _row(samples: Sequence[ScoredSample]) -> dict[str, object]:
         "n": n,
         "accuracy": sum(s.correct for s in samples) / n,
         "flexible_accuracy": sum(s.flexible for s in samples) / n,
-        "invalid_rate": sum(not s.valid for s in samples) / n,
+        "invalid_rate": sum(not s.valid and not s.verdict.tie for s in samples) / n,
         "mean_output_tokens": None if lengths is None else lengths["mean"],
         "median_output_tokens": None if lengths is None else lengths["median"],
         **order_metrics(samples),

@@ -51,12 +51,17 @@ class Verdict:
 
     ``label`` is "A"/"B" (the preferred response) or None when invalid;
     ``strength`` is the signed multiclass score (−3..3, no 0) or None in binary
-    mode; ``valid`` is False when no verdict could be read.
+    mode; ``valid`` is False when no verdict could be read. ``tie`` marks a judge
+    that answered "neither" on purpose: a reward model whose two scores are equal.
+    It prefers no response (label None, not valid) but is no failure: it scores
+    0.5 and is not counted as invalid. Text never parses to a tie, so a generative
+    judge's unreadable answer stays invalid under Think-RM's rules.
     """
 
     label: Optional[str]
     strength: Optional[int]
     valid: bool
+    tie: bool = False
 
     def __post_init__(self) -> None:
         # Guard the invariants here so every downstream metric can rely on them.
@@ -65,11 +70,14 @@ class Verdict:
                 raise ValueError(f"a valid verdict needs label 'A' or 'B', got {self.label!r}")
             if self.strength is not None and strength_to_label(self.strength) != self.label:
                 raise ValueError(f"strength {self.strength} disagrees with label {self.label!r}")
+            if self.tie:
+                raise ValueError("a tie prefers no response, so it is not a valid A/B verdict")
         elif self.label is not None or self.strength is not None:
             raise ValueError("an invalid verdict carries neither label nor strength")
 
 
 INVALID = Verdict(label=None, strength=None, valid=False)
+TIE = Verdict(label=None, strength=None, valid=False, tie=True)
 
 
 def check_mode(mode: str) -> Mode:

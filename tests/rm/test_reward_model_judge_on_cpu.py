@@ -107,6 +107,21 @@ def test_robustness_of_the_reward_model(trained_rm, tmp_path):
     assert fpr["overall"]["n"] == 16
 
 
+def test_equal_scores_count_half_from_the_saved_rows():
+    """Ties are read from the scores a prediction row keeps (so ``thinkrm score`` agrees): 0.5, not invalid.
+    Rows: A wins (label A, right), a tie, B wins (label A, wrong), a failed pair → (1 + .5 + 0 + 0) / 4."""
+    from nemo_thinkrm.evaluation.metrics import compute_metrics
+    from nemo_thinkrm.evaluation.reward_eval import pair_verdict
+
+    def row(i, a, b, error=None):
+        return {"request_id": f"r{i}", "example_id": f"e{i}", "label": "A", "mode": "binary", "seed": 0,
+                "output": "" if error else pair_verdict(a, b), "scores": {"A": a, "B": b}, "error": error}
+
+    m = compute_metrics([row(0, 2.0, 1.0), row(1, 0.5, 0.5), row(2, 1.0, 3.0), row(3, 0.0, 0.0, "over-length")])
+    assert (m["accuracy"], m["flexible_accuracy"]) == (0.375, 0.5)
+    assert (m["invalid_rate"], m["ties"], m["failed_requests"]) == (0.25, 1, 1)
+
+
 def test_pairwise_advantage_of_reward_scores_is_grpo():
     """d_ij = r_i − r_j in Think-RM's pairwise advantage gives (r − mean) / unbiased std per group."""
     from nemo_thinkrm.algorithms.advantages import pairwise_advantages

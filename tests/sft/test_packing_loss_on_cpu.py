@@ -1,7 +1,9 @@
 """Packing does not change the loss: the per-token mean over a packed batch equals the
 unpacked (one sample per row, padded) run's over the same tokens (fp32, ≤1e-5 relative),
 with the block-diagonal mask and with per-segment attention (``segment_params``, what SFT on
-the local layers uses), whose loss and gradients also equal the mask's."""
+the local layers uses), whose loss and gradients also equal the mask's. Segment boundaries run
+either as one SDPA call per segment or, where that is cheaper, as one dense call under the mask
+built from them (``sdpa_attention.dense_is_cheaper``): both are forced here in turn."""
 
 from __future__ import annotations
 
@@ -16,6 +18,15 @@ from nemo_thinkrm.data.sft import builtin_arithmetic, tokenize_record
 from nemo_thinkrm.models.builder import build_gpt_model
 from nemo_thinkrm.models.tiny_hf import tiny_model_config
 from nemo_thinkrm.models.tokenizer import load_tokenizer
+
+
+def _force(monkeypatch, attention: str) -> None:
+    """"segments": a call per segment whenever a row holds more than one; "dense_segments": one dense call."""
+    from nemo_thinkrm.models import sdpa_attention
+
+    cost = {"segments": 0, "dense_segments": 10 ** 12}.get(attention)
+    if cost is not None:
+        monkeypatch.setattr(sdpa_attention, "SEGMENT_CALL_COST", cost)
 
 
 def _batch(rows, attention: str):
@@ -39,9 +50,10 @@ def _loss(model, batch):
     return float(s), int(n)
 
 
-@pytest.mark.parametrize("attention", ["mask", "segments"])
+@pytest.mark.parametrize("attention", ["mask", "segments", "dense_segments"])
 @pytest.mark.parametrize("pad_multiple", [1, 8])  # 8: samples padded for CP=4 (padding between segments)
-def test_packed_equals_unpacked(megatron_single, pad_multiple, attention):
+def test_packed_equals_unpacked(megatron_single, pad_multiple, attention, monkeypatch):
+    _force(monkeypatch, attention)
     tok = load_tokenizer(TokenizerConfig())
     samples = [tokenize_record(r, tok, True) for r in builtin_arithmetic("builtin:arithmetic:12").records]
     from nemo_thinkrm.runtime.distributed import seed_all
@@ -67,8 +79,10 @@ def test_packed_equals_unpacked(megatron_single, pad_multiple, attention):
     assert leak > 100 * 1e-5, leak
 
 
-def test_segment_attention_gives_the_masks_loss_and_gradients(megatron_single):
-    """Two packed rows in one micro-batch (rows must not be joined), forward and backward."""
+def test_segment_attention_gives_the_masks_loss_and_gradients(megatron_single, monkeypatch):
+    """Two packed rows in one micro-batch (rows must not be joined), forward and backward, with a
+    call per segment and with the dense call over the mask built from the boundaries."""
+    from nemo_thinkrm.models import sdpa_attention
     from nemo_thinkrm.runtime.distributed import seed_all
 
     tok = load_tokenizer(TokenizerConfig())
@@ -80,11 +94,18 @@ def test_segment_attention_gives_the_masks_loss_and_gradients(megatron_single):
     params = segment_params(torch.tensor([r.segment_ids for r in rows]))
     assert params.cu_seqlens_q[-1] == 2 * seq and seq in params.cu_seqlens_q.tolist()  # a boundary between rows
     grads, losses = {}, {}
-    for attention in ("mask", "segments"):
+    for attention in ("mask", "segments", "dense_segments"):
+        _force(monkeypatch, attention)
         model.zero_grad()
         s, n = _forward(model, _batch(rows, attention))
         (s / n).backward()
         losses[attention] = float(s / n)
         grads[attention] = torch.cat([p.grad.reshape(-1) for p in model.parameters()])
-    assert abs(losses["mask"] - losses["segments"]) <= 1e-5 * abs(losses["mask"])
-    assert torch.allclose(grads["segments"], grads["mask"], rtol=1e-5, atol=1e-6)
+    for attention in ("segments", "dense_segments"):
+        assert abs(losses["mask"] - losses[attention]) <= 1e-5 * abs(losses["mask"]), attention
+        assert torch.allclose(grads[attention], grads["mask"], rtol=1e-5, atol=1e-6), attention
+    sizes = [e - a for a, e in zip(params.cu_seqlens_q.tolist()[:-1], params.cu_seqlens_q.tolist()[1:])]
+    monkeypatch.undo()  # the shipped cost: few segments per row call per segment, many short ones go dense
+    assert not sdpa_attention.dense_is_cheaper([1000, 24], rows=1, seq=1024)
+    assert sdpa_attention.dense_is_cheaper([25] * 80 + [48], rows=8, seq=256)
+    assert len(sizes) >= 4

@@ -25,7 +25,7 @@ from nemo_thinkrm.genrm.scoring import (
     vote_accuracy,
     voting_accuracy,
 )
-from nemo_thinkrm.genrm.verdict import INVALID, Verdict
+from nemo_thinkrm.genrm.verdict import INVALID, TIE, Verdict
 
 A = Verdict("A", None, True)
 B = Verdict("B", None, True)
@@ -45,6 +45,21 @@ def test_sample_accuracy_strict_and_flexible():
     assert sample_accuracy(multi(-1), -3) == (1.0, 1.0)   # compared on sign
     assert sample_accuracy(multi(2), "A") == (0.0, 0.0)
     assert sample_accuracy(A, 2) == (0.0, 0.0)
+
+
+def test_a_tie_counts_half_and_is_not_invalid():
+    """A reward model's equal scores: 0.5 strict and flexible (issue 18's rule), not an invalid verdict."""
+    assert sample_accuracy(TIE, "A") == (0.5, 0.5) and sample_accuracy(TIE, 3) == (0.5, 0.5)
+    assert binary_reward(TIE, "A") == 0.0
+    assert vote_accuracy([TIE], "B") == (0.5, 0.5, False)
+    assert vote_accuracy([TIE, A], "A") == (1.0, 1.0, False)  # a tie casts no vote beside a valid one
+    with pytest.raises(ValueError):
+        Verdict("A", None, True, tie=True)
+    # right, tie, wrong, invalid: accuracy (1 + .5 + 0 + 0) / 4, flexible (1 + .5 + 0 + .5) / 4, invalid 1/4
+    samples = [score_sample(str(i), v, "A") for i, v in enumerate([A, TIE, B, INVALID])]
+    m = summarize(samples)
+    assert (m["accuracy"], m["flexible_accuracy"], m["invalid_rate"]) == (0.375, 0.5, 0.25)
+    assert m["voting"]["1"]["accuracy"] == 0.375 and m["voting"]["1"]["invalid_rate"] == 0.25
 
 
 def test_binary_reward():

@@ -2,8 +2,6 @@
 matrices, and RewardBench 2's roll-up (evaluation/benchmarks/rewardbench2.py) against hand-built
 items in its schema: best-of-4 with ties, the Ties subset's weighted formula, the unweighted overall."""
 
-import random
-
 import pytest
 
 from nemo_thinkrm.evaluation.benchmarks.rewardbench2 import (RB2Item, best_of_n_result, pairwise_win_scores, rollup,
@@ -19,15 +17,13 @@ def stronger(i, j):
 
 def test_knockout_bracket():
     r = knockout(5, stronger, seed=0)
-    order = list(range(5))
-    random.Random(0).shuffle(order)
-    # round 1 pairs consecutive seeds, the fifth has a bye; N − 1 matches in all
-    assert [(i, j) for i, j, _ in r.bracket[:2]] == [(order[0], order[1]), (order[2], order[3])]
-    assert r.comparisons == 4 and r.winner == 1
-    assert all(w == (i if STRENGTH[i] > STRENGTH[j] else j) for i, j, w in r.bracket)
-    final_i, final_j, final_w = r.bracket[-1]
-    assert sorted(r.order) == list(range(5)) and r.order[1] == final_i + final_j - final_w  # the final's loser
+    # by hand: seed 0 shows the responses as random.Random(0).shuffle does, [2, 1, 0, 4, 3]; round 1 pairs
+    # neighbours, (2, 1) → 1 and (0, 4) → 4, 3 has a bye; round 2 (1, 4) → 1, 3 a bye again; final (1, 3) → 1.
+    # Order: the winner, then the losers latest-out first: the final's 3, then 4, then 0 and 2.
+    assert r.bracket == [(2, 1, 1), (0, 4, 4), (1, 4, 1), (1, 3, 1)]
+    assert r.comparisons == 4 and r.winner == 1 and r.order == [1, 3, 4, 0, 2]
     assert knockout(5, stronger, seed=0).order == r.order  # seeded: reproducible
+    assert knockout(5, stronger, seed=1).bracket != r.bracket  # another seed, another bracket
 
 
 def test_all_pairs_copeland_with_a_cycle():

