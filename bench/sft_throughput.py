@@ -5,6 +5,7 @@ side by side in one run and printed as ratios; padding waste with and without pa
 FLOP/s and MFU against this machine's fp32 matmul peak, measured in the same run.
 
     .venv/bin/python bench/sft_throughput.py [--samples 256] [--steps 20] [--rounds 3] [--shapes default,wide]
+                                             [--micro-batch 4]
 
 Shapes: ``default`` (2 layers, hidden 128, seq 1024) and ``wide`` (4 layers, hidden 256, seq 2048).
 Tokens/s counts real (non-padding) tokens through forward + backward + optimizer step,
@@ -44,12 +45,13 @@ def make_data(path: Path, n: int, seed: int = 0) -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
-def ours(data: Path, hf_dir: Path, steps: int, packing: bool, seq: int, gbs: int, work: Path) -> dict:
+def ours(data: Path, hf_dir: Path, steps: int, packing: bool, seq: int, gbs: int, work: Path,
+         micro_batch: int = 4) -> dict:
     run_dir = work / f"ours_packing_{packing}"
     cmd = [sys.executable, "-m", "nemo_thinkrm", "sft", "--config-name", "tiny_sft", f"run_dir={run_dir}",
            f"data.train_path={data}", "data.val_fraction=0", f"data.packing={str(packing).lower()}",
            f"model.hf_path={hf_dir}", f"train_iters={steps}", f"seq_length={seq}", f"global_batch_size={gbs}",
-           "micro_batch_size=4", "checkpoint.save_interval=0", "optim.warmup_fraction=0"]
+           f"micro_batch_size={micro_batch}", "checkpoint.save_interval=0", "optim.warmup_fraction=0"]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if proc.returncode != 0:
@@ -143,12 +145,13 @@ def run_shape(name: str, shape: dict, args, work: Path, peak: float) -> None:
     hfs, packs = [], []
     for r in range(args.rounds):  # alternate, so a slow spell of the machine hits both
         hfs.append(hf_loop(data, hf_dir, args.steps, gbs, seq))
-        packs.append(ours(data, hf_dir, args.steps, True, seq, gbs, work / f"round{r}"))
+        packs.append(ours(data, hf_dir, args.steps, True, seq, gbs, work / f"round{r}", args.micro_batch))
     hf, packed = (max(runs, key=lambda x: x["tokens_per_s"]) for runs in (hfs, packs))
     per_round = ", ".join(f"{p['tokens_per_s'] / h['tokens_per_s']:.2f}" for p, h in zip(packs, hfs))
-    padded = ours(data, hf_dir, args.steps, False, seq, gbs, work)
+    padded = ours(data, hf_dir, args.steps, False, seq, gbs, work, args.micro_batch)
     print(f"\n[{name}] tiny Llama ({shape['layers']} layers, hidden {shape['hidden']}), {args.samples} "
-          f"variable-length samples, seq {seq}, {args.steps} steps (first 3 excluded), best of {args.rounds} "
+          f"variable-length samples, seq {seq}, {gbs} rows per step in micro-batches of {args.micro_batch}, "
+          f"{args.steps} steps (first 3 excluded), best of {args.rounds} "
           f"alternating rounds (packed / 🤗 per round: "
           f"{per_round})")
     print(f"{'run':<38}{'tokens/s':>10}{'padding':>10}{'vs 🤗':>8}{'GFLOP/s':>10}{'MFU':>7}")
@@ -165,6 +168,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--shapes", default="default,wide")
+    ap.add_argument("--micro-batch", type=int, default=4,
+                    help="thinkrm's micro_batch_size (8 = one forward per step, as the 🤗 loop does)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO))
