@@ -4,8 +4,9 @@ Layout of ``run_dir/checkpoints/``::
 
     step_00000040/          a native checkpoint (context/ + weights/) whose weights/
       weights/              also holds the optimizer state (megatron distributed
-      context/              optimizer, ``dp_reshardable`` sharding)
-      train_state.json      step, consumed samples, data position, scheduler state
+      context/              optimizer, ``dp_reshardable`` sharding; or the plain one's)
+      train_state.json      step, consumed samples, data position, scheduler state,
+                            which optimizer saved it (a resume must use the same kind)
       rng/rank_00000.pt     python / numpy / torch / megatron-tracker RNG states per rank
       COMPLETE              written last, inside the temporary directory
     latest                  text file: name of the newest complete checkpoint
@@ -32,6 +33,7 @@ import torch.distributed as dist
 from nemo_thinkrm.checkpoint.atomic import TMP_PREFIX, atomic_directory, atomic_write_text, barrier
 from nemo_thinkrm.checkpoint.native import (WEIGHTS_PREFIX, is_complete_dist_checkpoint, model_sharded_state_dict,
                                             save_weights, strip_prefix, write_context)
+from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig
 
 logger = logging.getLogger(__name__)
@@ -110,7 +112,8 @@ class Checkpointer:
             barrier()
             if _rank() == 0:
                 write_context(tmp / "context", model_cfg, tokenizer=tokenizer, run_config=run_config)
-                (tmp / "train_state.json").write_text(json.dumps(asdict(state), indent=2))
+                (tmp / "train_state.json").write_text(json.dumps({**asdict(state), "optimizer": optimizer_kind(optimizer)},
+                                                                 indent=2))
                 (tmp / COMPLETE).write_text("ok\n")
         if _rank() == 0:
             atomic_write_text(self.root / LATEST, name + "\n")
@@ -175,6 +178,12 @@ class Checkpointer:
         """Restore model, optimizer and RNG state on every rank; returns the loop position."""
         from megatron.core import dist_checkpointing
 
+        saved = json.loads((path / "train_state.json").read_text())
+        if saved.get("optimizer", optimizer_kind(optimizer)) != optimizer_kind(optimizer):
+            raise ConfigError(f"{path} holds {saved['optimizer']} optimizer state but this run uses the "
+                              f"{optimizer_kind(optimizer)} optimizer (the distributed one shards over data-parallel "
+                              "ranks; on CPU a single data-parallel rank uses the plain one): resume with the "
+                              "layout it was saved with")
         model_sd = {k: v for k, v in model_sharded_state_dict(module).items() if "_extra_state" not in k}
         _ensure_adam_state(optimizer)
         opt_sd = optimizer.sharded_state_dict(model_sharded_state_dict(module), is_loading=True,
@@ -194,9 +203,18 @@ class Checkpointer:
         else:
             logger.warning("%s has no RNG state for rank %d (different world size?); "
                            "continuing with fresh RNG streams", path, _rank())
-        state = TrainState.from_dict(json.loads((path / "train_state.json").read_text()))
+        state = TrainState.from_dict(saved)
         logger.info("resumed from %s (step %d)", path, state.step)
         return state
+
+
+def optimizer_kind(optimizer) -> str:
+    """``distributed`` (megatron's DistributedOptimizer: state in flat data-parallel shards) or
+    ``plain``; the two lay out their checkpointed state differently, so a resume must match."""
+    from megatron.core.optimizer.distrib_optimizer import DistributedOptimizer
+
+    subs = getattr(optimizer, "chained_optimizers", [optimizer])
+    return "distributed" if any(isinstance(o, DistributedOptimizer) for o in subs) else "plain"
 
 
 def _ensure_adam_state(optimizer) -> None:

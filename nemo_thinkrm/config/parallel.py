@@ -20,13 +20,34 @@ class ParallelConfig:
     sequence_parallel: bool = False
     """Megatron sequence parallelism (needs TP>1 and Transformer Engine); GPU only."""
     use_distributed_optimizer: bool = True
-    """Shard optimizer state over data-parallel ranks (megatron's distributed optimizer)."""
+    """Shard optimizer state over data-parallel ranks (megatron's distributed optimizer). Turned
+    off at start-up for one data-parallel rank on gloo (CPU); see ``resolve_for``."""
     backend: str = "auto"
     """auto: NCCL when CUDA is available, gloo otherwise."""
 
     def model_parallel_size(self) -> int:
         return (self.tensor_model_parallel_size * self.pipeline_model_parallel_size
                 * self.context_parallel_size)
+
+    def resolve_for(self, data_parallel_size: int, backend: str) -> Optional[str]:
+        """Settle what depends on the launched world; returns why something changed, or None.
+
+        With one data-parallel rank the distributed optimizer has nothing to shard, yet every step
+        it still all-gathers the parameters and reduce-scatters the gradients over its one-rank
+        group. On gloo those copies run on gloo's worker threads, where PyTorch opens an OpenMP
+        team of its own; libgomp then counts more threads than cores and stops spinning between
+        parallel regions in every team, so each later operator waits for a sleeping worker (seen
+        on 2 cores: 24k → 31k tokens/s for the SFT bench, voluntary context switches 49k → 18k,
+        ``bench/sft_throughput.py``; libgomp's throttled spin is in its ``env.c``). The plain
+        optimizer keeps identical numbers there. On NCCL the collectives run on the GPU, so the
+        setting is left as written.
+        """
+        if self.use_distributed_optimizer and data_parallel_size == 1 and backend == "gloo":
+            self.use_distributed_optimizer = False
+            return ("parallel.use_distributed_optimizer=false: one data-parallel rank on gloo has no optimizer "
+                    "state to shard, and the distributed optimizer's per-step copies on gloo's threads slow "
+                    "every CPU operator")
+        return None
 
     def validate(self, model: ModelConfig, world_size: int, cuda: bool) -> None:
         """Check the layout against the model and the number of processes; say what clashes."""

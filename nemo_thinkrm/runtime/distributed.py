@@ -87,6 +87,10 @@ def init_distributed(parallel: ParallelConfig, model: ModelConfig | None = None,
             pipeline_model_parallel_size=parallel.pipeline_model_parallel_size,
             context_parallel_size=parallel.context_parallel_size,
         )
+    changed = parallel.resolve_for(parallel_state.get_data_parallel_world_size(with_context_parallel=True),
+                                   dist.get_backend())
+    if changed:
+        logger.info(changed)
     seed_all(seed)
     return current_context()
 

@@ -39,6 +39,16 @@ def test_kill_and_resume_reproduces_uninterrupted_losses(tmp_path):
     ckpts = sorted(p.name for p in (killed / "checkpoints").glob("step_*"))
     assert ckpts == ["step_00000004", "step_00000006"]  # keep_last=2
     assert (killed / "checkpoints" / "latest").read_text().strip() == "step_00000006"
+    # one data-parallel rank on gloo trains with the plain optimizer (config.parallel.resolve_for), and
+    # says so in the run config and the checkpoint; a resume by the other kind is refused by name
+    assert "use_distributed_optimizer: false" in (killed / "config.yaml").read_text()
+    state_file = killed / "checkpoints" / "step_00000006" / "train_state.json"
+    state = json.loads(state_file.read_text())
+    assert state["optimizer"] == "plain"
+    state_file.write_text(json.dumps({**state, "optimizer": "distributed"}))
+    proc = run_cli(*STAGE, f"run_dir={killed}", *ARGS[1:], "train_iters=8")
+    assert proc.returncode != 0
+    assert "holds distributed optimizer state but this run uses the plain optimizer" in proc.stderr
 
 
 @pytest.mark.dist
@@ -56,6 +66,8 @@ def test_kill_and_resume_data_parallel(tmp_path):
     want, got = _losses(full), _losses(killed)
     for step in (5, 6):
         assert abs(got[step] - want[step]) <= 1e-6, (step, got[step], want[step])
+    assert json.loads((killed / "checkpoints" / "step_00000006" / "train_state.json").read_text())[
+        "optimizer"] == "distributed"
 
 
 def _fake_checkpoint(root: Path, step: int, complete: bool = True, metadata: bool = True) -> Path:

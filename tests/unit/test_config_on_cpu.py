@@ -29,6 +29,21 @@ def test_parallel_validation_names_the_clash():
         ParallelConfig(pipeline_model_parallel_size=4).validate(ModelConfig(), 4, cuda=False)
 
 
+def test_one_data_parallel_rank_on_gloo_trains_with_the_plain_optimizer():
+    """The distributed optimizer's per-step copies over a one-rank gloo group slow every CPU operator
+    (libgomp stops spinning once gloo's threads open OpenMP teams); nothing changes where it shards."""
+    cpu_alone = ParallelConfig()
+    reason = cpu_alone.resolve_for(1, "gloo")
+    assert reason is not None and reason.startswith("parallel.use_distributed_optimizer=false")
+    assert cpu_alone.use_distributed_optimizer is False
+    assert cpu_alone.resolve_for(1, "gloo") is None  # already settled: said once
+    for dp, backend in ((2, "gloo"), (1, "nccl"), (8, "nccl")):
+        shards = ParallelConfig()
+        assert shards.resolve_for(dp, backend) is None and shards.use_distributed_optimizer is True
+    off = ParallelConfig(use_distributed_optimizer=False)
+    assert off.resolve_for(2, "nccl") is None and off.use_distributed_optimizer is False
+
+
 def test_model_validation():
     with pytest.raises(ConfigError, match="model.family='gpt2'"):
         ModelConfig(family="gpt2").validate()

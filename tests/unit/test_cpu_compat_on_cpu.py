@@ -90,6 +90,8 @@ def test_ddp_distributed_optimizer_and_dist_checkpoint_roundtrip(megatron_single
     configure_for_training(chunks)
     opt, sched = build_optimizer(chunks, OptimConfig(lr=1e-3, warmup_fraction=0.0, schedule="constant"),
                                  par, "float32", 4)
+    from nemo_thinkrm.checkpoint.training_state import optimizer_kind
+    assert optimizer_kind(opt) == "distributed"  # par is not resolved for the world: the canary keeps it
     ids = torch.randint(0, cfg.vocab_size, (2, 17), generator=torch.Generator().manual_seed(0))
     batch = {"input_ids": ids[:, :-1], "labels": ids[:, 1:], "loss_mask": torch.ones(2, 16)}
     before = [p.detach().clone() for p in unwrap(chunks[0]).parameters()]
