@@ -106,8 +106,14 @@ def test_requeued_job_resumes_and_matches_the_uninterrupted_run(cluster_env, ref
     assert state["JobState"] == "COMPLETED" and state["Restarts"] == "1", (state, _tail(log))
     assert "restart 0" in text and "restart 1" in text  # one log, appended to by both runs
     assert "resumed from" in text and "step_0000000" in text.split("resumed from")[1][:200], _tail(log)
-    # every step's loss — those before the requeue and those after the resume — as the uninterrupted run's
-    assert _losses(run_dir) == _losses(reference_sft / "run")
+    # every step's loss — those before the requeue and those after the resume — as the uninterrupted run's.
+    # Not to the bit here: under this Slurm (2026-12-06, plain optimizer) one step's reported loss of either
+    # run was once off by one float32 rounding of its token sum (3e-7 relative) while the steps after it
+    # matched to the bit, so the weights had not moved apart; the same runs outside Slurm repeat to the bit
+    # (tests/checkpoint), where resume is asserted bit for bit.
+    got, want = _losses(run_dir), _losses(reference_sft / "run")
+    assert sorted(got) == sorted(want) == list(range(1, 9))
+    assert all(abs(got[s] - want[s]) <= 1e-6 * abs(want[s]) for s in want), (got, want)
 
 
 @pytest.mark.integration
