@@ -179,9 +179,10 @@ class Checkpointer:
         from megatron.core import dist_checkpointing
 
         saved = json.loads((path / "train_state.json").read_text())
-        if saved.get("optimizer", optimizer_kind(optimizer)) != optimizer_kind(optimizer):
+        kind = optimizer_kind(optimizer)
+        if saved.get("optimizer", kind) != kind:
             raise ConfigError(f"{path} holds {saved['optimizer']} optimizer state but this run uses the "
-                              f"{optimizer_kind(optimizer)} optimizer (the distributed one shards over data-parallel "
+                              f"{kind} optimizer (the distributed one shards over data-parallel "
                               "ranks; on CPU a single data-parallel rank uses the plain one): resume with the "
                               "layout it was saved with")
         model_sd = {k: v for k, v in model_sharded_state_dict(module).items() if "_extra_state" not in k}

@@ -65,17 +65,18 @@ class SDPADotProductAttention(DotProductAttention):
         # i // (heads / groups), megatron's order) instead of repeat_interleave copies of k and v
         # and their summing backward (profiled: ~2 % of a packed step)
         gqa = self.num_attention_heads_per_partition != self.num_query_groups_per_partition
-        # [s, b, h, d] → [b, h, s, d]
         dropout = self.config.attention_dropout if self.training else 0.0
         if packed_seq_params is not None:
             return self._segments(query, key, value, packed_seq_params.cu_seqlens_q, dropout, gqa)
-        q, k, v = (t.permute(1, 2, 0, 3) for t in (query, key, value))
-        if attention_mask is None:
-            out = F.scaled_dot_product_attention(q, k, v, is_causal=q.shape[2] > 1, dropout_p=dropout,
-                                                 scale=self.softmax_scale, enable_gqa=gqa)
-        else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=~attention_mask, dropout_p=dropout,
-                                                 scale=self.softmax_scale, enable_gqa=gqa)
+        return self._dense(query, key, value, None if attention_mask is None else ~attention_mask, dropout, gqa)
+
+    def _dense(self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, allowed: Optional[torch.Tensor],
+               dropout: float, gqa: bool) -> torch.Tensor:
+        """One SDPA call over whole rows: under ``allowed`` (SDPA's sense, True = may attend), or
+        causal when it is None."""
+        q, k, v = (t.permute(1, 2, 0, 3) for t in (query, key, value))  # [s, b, h, d] → [b, h, s, d]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, is_causal=allowed is None and q.shape[2] > 1,
+                                             dropout_p=dropout, scale=self.softmax_scale, enable_gqa=gqa)
         b, h, s, d = out.shape
         return out.permute(2, 0, 1, 3).reshape(s, b, h * d)
 
@@ -86,10 +87,7 @@ class SDPADotProductAttention(DotProductAttention):
         bounds = cu_seqlens.tolist()
         sizes = [e - a for a, e in zip(bounds[:-1], bounds[1:])]
         if dense_is_cheaper(sizes, b, s):
-            q, k, v = (t.permute(1, 2, 0, 3) for t in (query, key, value))
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=segment_mask(sizes, b, s, query.device),
-                                                 dropout_p=dropout, scale=self.softmax_scale, enable_gqa=gqa)
-            return out.permute(2, 0, 1, 3).reshape(s, b, h * d)
+            return self._dense(query, key, value, segment_mask(sizes, b, s, query.device), dropout, gqa)
         # [s, b, heads, d] → [1, heads, b·s, d]: row-major over (row, position), as the boundaries are
         q, k, v = (t.permute(2, 1, 0, 3).reshape(1, t.shape[2], b * s, d) for t in (query, key, value))
         # split, not slicing: its backward is one concatenation, where each slice's backward would
