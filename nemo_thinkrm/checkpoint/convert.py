@@ -173,14 +173,6 @@ def hf_dir_for(path: str | Path, target: str | Path) -> Path:
     return target
 
 
-def source_architecture(path: Optional[str]) -> Optional[ModelConfig]:
-    """The architecture stored with a start checkpoint (🤗, native, .nemo or run dir); None without one."""
-    if not path:
-        return None
-    with open_source(path) as src:
-        return src.cfg
-
-
 def load_initial_weights(module: torch.nn.Module, path: str, cfg: ModelConfig) -> None:
     """Fill this rank's shard of ``module`` from a start checkpoint of any format."""
     with open_source(path) as src:

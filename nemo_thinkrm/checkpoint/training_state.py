@@ -218,16 +218,27 @@ def optimizer_kind(optimizer) -> str:
     return "distributed" if any(isinstance(o, DistributedOptimizer) for o in subs) else "plain"
 
 
+def _keeps_step_per_parameter(inner) -> bool:
+    """torch's Adam/AdamW keep a ``step`` per parameter; Transformer Engine's ``FusedAdam`` (what megatron
+    uses whenever TE imports) and apex's keep one per param group, and TE's ``state_dict()`` unscales every
+    per-parameter key through ``get_unscaled_state``, which raises ``KeyError`` on a ``step`` there
+    (``name_to_dtype_map`` knows exp_avg, exp_avg_sq and master_param only)."""
+    return isinstance(inner, (torch.optim.Adam, torch.optim.AdamW))
+
+
 def _ensure_adam_state(optimizer) -> None:
     """Give a fresh torch Adam(W) the state tensors a loaded checkpoint will overwrite.
 
     megatron's optimizer ``state_dict()`` reads each parameter's ``step`` (without
     apex/TE fused Adam it wraps torch's AdamW, whose state is empty until the first
     step), so a resume before any step would fail. Zeros are placeholders only:
-    ``load_state_dict`` replaces every one of them.
+    ``load_state_dict`` replaces every one of them. Fused optimizers are left alone: megatron
+    builds their placeholders itself.
     """
     for sub in getattr(optimizer, "chained_optimizers", [optimizer]):
         inner = sub.optimizer
+        if not _keeps_step_per_parameter(inner):
+            continue
         for group in inner.param_groups:
             for p in group["params"]:
                 st = inner.state[p]
@@ -245,10 +256,13 @@ def _restore_adam_steps(optimizer) -> None:
     per-parameter state untouched (here: the placeholders of ``_ensure_adam_state``)
     and, when it does set it, shares one tensor between all parameters, which
     AdamW then increments once per parameter. Either way the bias correction after
-    a resume was wrong — seen as a loss divergence from the second resumed step.
+    a resume was wrong — seen as a loss divergence from the second resumed step. Fused
+    optimizers keep the group's step, which ``load_state_dict`` restored.
     """
     for sub in getattr(optimizer, "chained_optimizers", [optimizer]):
         inner = sub.optimizer
+        if not _keeps_step_per_parameter(inner):
+            continue
         for group in inner.param_groups:
             step = group.get("step")
             if step is None:

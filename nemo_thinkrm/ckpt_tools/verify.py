@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -22,7 +21,9 @@ import torch
 from nemo_thinkrm.checkpoint.convert import checkpoint_tokenizer, open_source
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.parallel import ParallelConfig
+from nemo_thinkrm.runtime.device import cuda_available
 from nemo_thinkrm.runtime.distributed import init_distributed, is_rank0
+from nemo_thinkrm.runtime.launch import run_local_world
 from nemo_thinkrm.training.engine import build_engine_model, unwrap
 from nemo_thinkrm.training.parity import pipeline_logits
 
@@ -84,6 +85,13 @@ def verify(hf_dir: str | Path, ckpt: str | Path, tp: int = 1, pp: int = 1, tol: 
     return result
 
 
+def check_layout(ckpt: str | Path, tp: int, pp: int) -> None:
+    """Raise the one-line ``ConfigError`` a TP/PP layout the checkpoint's model cannot take would raise."""
+    with open_source(ckpt) as src:
+        ParallelConfig(tensor_model_parallel_size=tp, pipeline_model_parallel_size=pp).validate(
+            src.cfg, tp * pp, cuda_available())
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     import argparse
 
@@ -97,14 +105,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--json", help="also write the figures to this file")
     args = ap.parse_args(argv)
     world = args.tp * args.pp
-    if world > 1 and "WORLD_SIZE" not in os.environ:
-        cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={world}",
-               "--standalone", "-m", "nemo_thinkrm.ckpt_tools.verify", *(argv or sys.argv[1:])]
-        return subprocess.call(cmd)
+    if "WORLD_SIZE" not in os.environ:
+        try:  # a layout the model cannot take is one line here, before any process starts
+            check_layout(args.nemo, args.tp, args.pp)
+        except ConfigError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        if world > 1:
+            return run_local_world("nemo_thinkrm.ckpt_tools.verify", list(argv or sys.argv[1:]), world)
     try:
         result = verify(args.hf, args.nemo, args.tp, args.pp, args.tol)
     except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if is_rank0():
+            print(f"error: {exc}", file=sys.stderr)
         return 2
     if is_rank0():
         print(f"verify {args.nemo} against {args.hf} at TP={args.tp} PP={args.pp}:")

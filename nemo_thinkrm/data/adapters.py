@@ -70,6 +70,8 @@ class RowContext:
     source: str
     raw_id: str
     field_map: Optional[Mapping[str, str]] = None
+    file: Optional[str] = None
+    """The local file the row came from (None for hub rows): some benchmarks name a domain by file."""
 
     def record_id(self, suffix: str = "") -> str:
         """``"{source}:{row id or index}{suffix}"``: stable across runs for the same files."""
@@ -318,11 +320,26 @@ def _responses(row: Mapping[str, Any], name: str, count: Optional[int] = None) -
     return list(value)
 
 
+def rm_bench_domain(row: Mapping[str, Any], file: Optional[str]) -> str:
+    """The row's ``domain``, or — RM-Bench's per-domain files (``data/chat_filtered.json``,
+    ``safety-refuse_filtered.json``, …) have no such field; only ``total_dataset.json`` does —
+    the domain the file is named after, as RM-Bench's own scripts read one file per domain."""
+    if row.get("domain") is not None:
+        domain = _text(row, "domain")
+        if domain not in RM_BENCH_SECTIONS:
+            raise BadRow(f"unknown RM-Bench domain {domain!r}; known: {sorted(RM_BENCH_SECTIONS)}")
+        return domain
+    stem = Path(file).name.split(".")[0] if file else ""
+    domain = stem.removesuffix("_filtered")
+    if domain not in RM_BENCH_SECTIONS:
+        raise BadRow(f"no 'domain' field, and the file name {Path(file).name if file else '(hub row)'!r} names no "
+                     f"RM-Bench domain (<domain>_filtered.json, domain one of {sorted(RM_BENCH_SECTIONS)})")
+    return domain
+
+
 def convert_rm_bench(row: Mapping[str, Any], ctx: RowContext) -> list[PreferenceRecord]:
     """All 9 chosen[i] × rejected[j] pairs, ids suffixed ``:c{i}r{j}``, tagged with their difficulty."""
-    domain = _text(row, "domain")
-    if domain not in RM_BENCH_SECTIONS:
-        raise BadRow(f"unknown RM-Bench domain {domain!r}")
+    domain = rm_bench_domain(row, ctx.file)
     context = _prompt_context(row.get("prompt"), "prompt")
     n = len(RM_BENCH_STYLES)
     chosen, rejected = _responses(row, "chosen", n), _responses(row, "rejected", n)
@@ -533,7 +550,7 @@ ADAPTERS: dict[str, Adapter] = {
                 id_field="id"),
         Adapter("rm_bench", convert_rm_bench, "RM-Bench: 9 style pairs per item, easy/normal/hard",
                 hub_id="THU-KEG/RM-Bench", hub_split_aliases={"test": "train"},
-                required_columns=("id", "prompt", "chosen", "rejected", "domain"), id_field="id"),
+                required_columns=("id", "prompt", "chosen", "rejected"), id_field="id"),
         Adapter("judgebench", convert_judgebench, "JudgeBench GPT-4o/Claude pairs (Knowledge/Reasoning/Math/Coding)",
                 default_path=JUDGEBENCH_DIR,
                 required_columns=("pair_id", "source", "question", "response_model", "response_A", "response_B",

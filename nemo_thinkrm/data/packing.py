@@ -135,30 +135,44 @@ def segment_params(segment_ids: torch.Tensor):
 def packed_seq_params(segment_ids: torch.Tensor, pad_multiple: int = 1):
     """Transformer Engine THD metadata for a micro-batch of one packed row (GPU path).
 
-    With ``pad_multiple`` > 1 (rows from ``pack_samples(..., pad_multiple)``) the sequences
-    sit at padded offsets: ``cu_seqlens`` holds the real lengths, ``cu_seqlens_*_padded``
-    the offsets, the last one stretched to the row's end (which context parallelism splits too).
+    The row's tail padding is a segment of its own, so the boundaries cover every token of the
+    row (the way NeMo and Megatron-Bridge pack): megatron's unfused THD RoPE
+    (``rope_utils._apply_rotary_pos_emb_thd``) splits the row by these boundaries and raises when
+    they end before the row does, and TE's context-parallel split indexes the whole row by them.
+    ``max_seqlen`` is the longest padded segment, never the row length: megatron sizes the RoPE
+    table from it (``get_rotary_seq_len``) and, were it equal to the row length, would rotate each
+    sample by its offset in the row instead of its own positions.
+
+    ``pad_multiple`` = 1: ``cu_seqlens`` are those boundaries. ``pad_multiple`` > 1 (rows from
+    ``pack_samples(..., pad_multiple)``, context parallelism): ``cu_seqlens`` hold the real
+    lengths (the tail's is 0) and ``cu_seqlens_*_padded`` the padded offsets.
     """
     from megatron.core.packed_seq_params import PackedSeqParams
 
     if segment_ids.shape[0] != 1:
         raise ValueError("THD packing runs with micro_batch_size=1 (one packed row per micro-batch)")
-    seg = segment_ids[0]
+    seg = segment_ids[0].to(torch.long)
+    row_len = seg.shape[0]
     lengths = torch.bincount(seg[seg > 0])[1:]
     lengths = lengths[lengths > 0]
-    cu = torch.zeros(len(lengths) + 1, dtype=torch.int32, device=seg.device)
-    cu[1:] = torch.cumsum(lengths, 0)
-    max_len = int(lengths.max()) if len(lengths) else 0
-    if pad_multiple == 1:
-        return PackedSeqParams(qkv_format="thd", cu_seqlens_q=cu, cu_seqlens_kv=cu, max_seqlen_q=max_len,
-                               max_seqlen_kv=max_len)
     padded = -(-lengths // pad_multiple) * pad_multiple
-    cu_padded = torch.zeros_like(cu)
+    tail = row_len - int(padded.sum())
+    if tail % pad_multiple:
+        raise ValueError(f"a packed row of {row_len} tokens leaves {tail} padding tokens, not a multiple of "
+                         f"{pad_multiple}: seq_length must be a multiple of {pad_multiple}")
+    if tail:
+        padded = torch.cat([padded, padded.new_tensor([tail])])
+        lengths = torch.cat([lengths, lengths.new_tensor([0])])
+    cu_padded = torch.zeros(len(padded) + 1, dtype=torch.int32, device=seg.device)
     cu_padded[1:] = torch.cumsum(padded, 0)
-    cu_padded[-1] = seg.shape[0]
+    max_len = int(padded.max())
+    if pad_multiple == 1:
+        return PackedSeqParams(qkv_format="thd", cu_seqlens_q=cu_padded, cu_seqlens_kv=cu_padded,
+                               max_seqlen_q=max_len, max_seqlen_kv=max_len)
+    cu = torch.zeros_like(cu_padded)
+    cu[1:] = torch.cumsum(lengths, 0)
     return PackedSeqParams(qkv_format="thd", cu_seqlens_q=cu, cu_seqlens_kv=cu, cu_seqlens_q_padded=cu_padded,
-                           cu_seqlens_kv_padded=cu_padded, max_seqlen_q=int(padded.max()) if len(padded) else 0,
-                           max_seqlen_kv=int(padded.max()) if len(padded) else 0)
+                           cu_seqlens_kv_padded=cu_padded, max_seqlen_q=max_len, max_seqlen_kv=max_len)
 
 
 def padding_waste(rows: Sequence[PackedRow]) -> float:

@@ -84,9 +84,9 @@ def count_over_length(records: Sequence[PreferenceRecord], tokenizer_len: Callab
 
 @dataclass
 class _Source:
-    """Rows to convert, as (index, location, row), with what a file reader already found bad."""
+    """Rows to convert, as (index, location, file or None, row), with what a file reader already found bad."""
 
-    rows: Iterable[tuple[int, str, Any]]
+    rows: Iterable[tuple[int, str, Optional[str], Any]]
     columns: list[str]
     origin: str
     bad_lines: list[tuple[str, str]] = field(default_factory=list)
@@ -131,13 +131,13 @@ def _read_hub(adapter: Adapter, hub_id: str, split: str) -> _Source:
             f"could not load {adapter.name!r} from the Hugging Face Hub ({hub_id!r}, split {hub_split!r}): "
             f"{_error_chain(err)}. This machine may be offline: download the data and pass a local file, glob or "
             f"directory with data.path=...") from err
-    return _Source(((i, f"row {i + 1}", row) for i, row in enumerate(dataset)), list(dataset.column_names),
+    return _Source(((i, f"row {i + 1}", None, row) for i, row in enumerate(dataset)), list(dataset.column_names),
                    f"hub:{hub_id}")
 
 
 def _read_local(path: str) -> _Source:
     table = read_rows(path)
-    return _Source(((r.index, r.where, r.data) for r in table), table.columns, table.origin, list(table.bad))
+    return _Source(((r.index, r.where, r.file, r.data) for r in table), table.columns, table.origin, list(table.bad))
 
 
 # --------------------------------------------------------------------------- loading
@@ -206,14 +206,14 @@ class _Books:
                          for rid, reason in self.skipped[:REASONS_SHOWN])
 
 
-def _convert_row(adapter: Adapter, row: Mapping[str, Any], index: int, where: str, split: str,
+def _convert_row(adapter: Adapter, row: Mapping[str, Any], index: int, where: str, file: Optional[str], split: str,
                  field_map: Optional[Mapping[str, str]], books: _Books) -> None:
 
     books.n_rows += 1
     raw_id, id_problem = adapter.read_id(row, index, field_map)
     row_id = f"{adapter.name}:{raw_id}" if raw_id is not None else f"{adapter.name}:#{index}"
     books.where.setdefault(row_id, where)
-    ctx = RowContext(index=index, source=adapter.name, raw_id=raw_id or str(index), field_map=field_map)
+    ctx = RowContext(index=index, source=adapter.name, raw_id=raw_id or str(index), field_map=field_map, file=file)
     try:
         if id_problem is not None:
             raise BadRow(id_problem)
@@ -275,10 +275,10 @@ def load_preference_data(name: str, path: Optional[str] = None, hub_id: Optional
     for where, reason in source.bad_lines:  # lines that were not rows at all count as bad rows
         books.n_rows += 1
         books.skipped.append((f"{adapter.name}:{where}", reason))
-    for index, where, row in source.rows:
+    for index, where, file, row in source.rows:
         if limit is not None and books.n_used_rows >= limit:
             break
-        _convert_row(adapter, row, index, where, split, field_map, books)
+        _convert_row(adapter, row, index, where, file, split, field_map, books)
     _enforce_quality(adapter, origin, books, max_bad_fraction)
     result = LoadResult(records=books.records, n_rows=books.n_rows, skipped=books.skipped,
                         filtered=books.filtered, name=adapter.name, origin=origin)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from nemo_thinkrm.checkpoint.convert import hf_dir_for
+from nemo_thinkrm.checkpoint.start import tokenizer_for
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import SCORER_NAMES
 from nemo_thinkrm.config.stages import EvalConfig
@@ -28,7 +29,8 @@ from nemo_thinkrm.evaluation.report import write_report
 from nemo_thinkrm.generation.interface import build_generator
 from nemo_thinkrm.genrm import load_template, parse_verdict
 from nemo_thinkrm.genrm.prompts import JudgePrompt, build_prompts, split_over_length
-from nemo_thinkrm.models.tokenizer import chat_renderer, load_tokenizer
+from nemo_thinkrm.models.tokenizer import chat_renderer
+from nemo_thinkrm.training.resume import write_run_config
 
 logger = logging.getLogger("nemo_thinkrm.eval")
 
@@ -54,6 +56,7 @@ def prepare(cfg: EvalConfig, transform: Optional[Callable[[list], list]] = None)
     run_dir.mkdir(parents=True, exist_ok=True)
     judge_path = resolve_judge_model(cfg, run_dir)
     template, tokenizer, records, load_note = load_inputs(cfg, judge_path)
+    write_run_config(cfg)  # with the tokenizer the judge reads
     if cfg.generation.backend not in SCORER_NAMES:
         scores_only = [r for r in records if r.tags.get(SCORES_ONLY)]
         if scores_only:
@@ -120,11 +123,11 @@ def resolve_judge_model(cfg: EvalConfig, run_dir: Path) -> Optional[str]:
 
 
 def judge_tokenizer(cfg: Any, judge_path: Optional[str]):
-    """The judge's own tokenizer when its directory has one (and ``model.tokenizer`` is the default)."""
-    tok_cfg = cfg.model.tokenizer
-    if judge_path and (Path(judge_path) / "tokenizer_config.json").is_file() and tok_cfg.name == "tiny_bpe":
-        tok_cfg = type(tok_cfg)(name=judge_path, think_prefix=tok_cfg.think_prefix)
-    return load_tokenizer(tok_cfg)
+    """The judge's tokenizer: the one stored with its checkpoint (a configured ``model.tokenizer`` must be
+    the same, ``checkpoint/start.py``), else the configured one (a served judge known by name);
+    ``cfg.model.tokenizer`` then names it, so the run's config.yaml records it."""
+    tokenizer, cfg.model.tokenizer = tokenizer_for(cfg.model.tokenizer, judge_path, Path(cfg.run_dir))
+    return tokenizer
 
 
 def load_inputs(cfg: EvalConfig, judge_path: Optional[str]):

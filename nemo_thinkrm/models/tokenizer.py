@@ -56,6 +56,9 @@ def load_tokenizer(cfg: TokenizerConfig):
     from transformers import AutoTokenizer
 
     name = cfg.name
+    if not name:
+        raise ConfigError("model.tokenizer.name is not set (null means the tokenizer stored with the start "
+                          "checkpoint, model.hf_path)")
     if name == "tiny_bpe":
         path = tiny_bpe_dir(cfg.tiny_bpe_vocab_size)
     elif name in BUNDLED:

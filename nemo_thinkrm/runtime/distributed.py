@@ -70,9 +70,9 @@ def init_distributed(parallel: ParallelConfig, model: ModelConfig | None = None,
     apply_cpu_compat()
     if not dist.is_initialized():
         backend = default_backend() if parallel.backend == "auto" else parallel.backend
+        _slurm_tasks_to_env()  # first: a submitit task learns its LOCAL_RANK here
         if backend == "nccl":
             torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", 0)))
-        _slurm_tasks_to_env()
         if "RANK" in os.environ:  # torchrun / srun+torchrun / submitit tasks: env:// rendezvous
             dist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_minutes))
         else:  # a plain single process; leave os.environ alone so child processes start clean

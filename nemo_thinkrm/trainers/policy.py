@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, Sequence
@@ -25,7 +25,8 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import torch
 
 from nemo_thinkrm.algorithms.pg_loss import clipped_pg_loss
-from nemo_thinkrm.checkpoint.convert import hf_dir_for, load_initial_weights, source_architecture
+from nemo_thinkrm.checkpoint.convert import hf_dir_for, load_initial_weights
+from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import PolicyRLConfig
 from nemo_thinkrm.generation.interface import (
@@ -36,7 +37,7 @@ from nemo_thinkrm.generation.interface import (
     build_rollout_engine,
 )
 from nemo_thinkrm.models.builder import build_gpt_model
-from nemo_thinkrm.models.tokenizer import load_tokenizer, stop_token_ids
+from nemo_thinkrm.models.tokenizer import stop_token_ids
 from nemo_thinkrm.runtime.device import offload_module, on_accelerator, place_module
 from nemo_thinkrm.runtime.distributed import barrier, init_distributed, is_rank0
 from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, train_step, unwrap
@@ -68,12 +69,9 @@ class PolicyState:
 
 def start_policy(cfg: PolicyRLConfig, needs: str):
     """Take the architecture from ``model.hf_path``, load the tokenizer, initialise distributed."""
-    source = source_architecture(cfg.model.hf_path)
-    if source is None:
+    if not cfg.model.hf_path:
         raise ConfigError(f"model.hf_path is required: {needs}")
-    cfg.model = replace(source, params_dtype=cfg.model.params_dtype, tokenizer=cfg.model.tokenizer,
-                        hf_path=cfg.model.hf_path)
-    tokenizer = load_tokenizer(cfg.model.tokenizer)
+    cfg.model, tokenizer = start_model_and_tokenizer(cfg.model, cfg.run_dir)
     init_distributed(cfg.parallel, cfg.model, seed=cfg.seed)
     return tokenizer
 
@@ -195,11 +193,22 @@ def reference_on_device(reference: torch.nn.Module, offloaded: bool) -> Iterator
         offload_module(reference)
 
 
-def build_batch(samples: Sequence[GenerationOutput], adv: torch.Tensor, pad_id: int) -> dict[str, torch.Tensor]:
+def sequence_multiple(cfg: PolicyRLConfig) -> int:
+    """What an RL batch's length must divide by: the TP size under sequence parallelism, whose
+    reduce-scatter splits the sequence over the TP ranks (megatron's ``tensor_parallel/mappings.py``
+    asserts "First dimension of the tensor should be divisible by tensor parallel size")."""
+    par = cfg.parallel
+    return par.tensor_model_parallel_size if par.sequence_parallel else 1
+
+
+def build_batch(samples: Sequence[GenerationOutput], adv: torch.Tensor, pad_id: int,
+                multiple: int = 1) -> dict[str, torch.Tensor]:
     """Right-padded prompt+response tensors; targets are the next tokens, the response mask
-    covers the positions whose target is a generated token."""
+    covers the positions whose target is a generated token. The length is padded to a multiple
+    of ``multiple`` (``sequence_multiple``); right padding changes no log-prob under the causal mask."""
     seqs = [x.prompt_ids + x.output_ids for x in samples]
     width = max(len(q) for q in seqs) - 1
+    width = -(-width // multiple) * multiple
     n = len(seqs)
     ids = torch.full((n, width + 1), pad_id, dtype=torch.long)
     mask = torch.zeros(n, width)
@@ -263,7 +272,7 @@ def policy_gradient_step(cfg: PolicyRLConfig, state: PolicyState, samples: Seque
                          advantages: torch.Tensor) -> dict[str, float]:
     """Per-sample advantages → batch → old/reference log-probs → PPO updates; metrics with timings."""
     t0 = time.time()
-    batch = build_batch(samples, advantages, state.tokenizer.pad_token_id)
+    batch = build_batch(samples, advantages, state.tokenizer.pad_token_id, sequence_multiple(cfg))
     batch["old_logprob"], batch["ref_logprob"] = reference_logprobs(cfg, state, batch)
     t1 = time.time()
     stats = ppo_update(cfg, state, batch)

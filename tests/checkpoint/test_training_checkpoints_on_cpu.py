@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import torch
 
 from nemo_thinkrm.checkpoint.training_state import Checkpointer
 from nemo_thinkrm.metrics_log import read_metrics
@@ -107,3 +108,49 @@ def test_latest_prefers_newest_sound_checkpoint_and_ignores_dir_names(tmp_path):
     (root / "latest").write_text("step_00000003\n")
     assert Checkpointer(root).latest() == root / "renamed"
     assert Checkpointer(tmp_path / "nothing").latest() is None
+
+
+class _FusedAdamLike(torch.optim.Optimizer):
+    """The shape of Transformer Engine's ``FusedAdam`` state (transformer_engine/pytorch/optimizers/
+    fused_adam.py, v1.13-v2.18): exp_avg / exp_avg_sq per parameter, the step per param group, and a
+    ``state_dict()`` that unscales every per-parameter key by name (``get_unscaled_state``)."""
+
+    name_to_dtype_map = {"exp_avg": torch.float32, "exp_avg_sq": torch.float32, "master_param": torch.float32}
+
+    def __init__(self, params):
+        super().__init__(params, {"lr": 1e-3})
+
+    def get_unscaled_state(self, param, state_name):
+        dtype = self.name_to_dtype_map[state_name]  # KeyError: 'step' on a torch-style state
+        return self.state[param][state_name].to(dtype)
+
+    def state_dict(self):
+        sd = super().state_dict()
+        params = [p for g in self.param_groups for p in g["params"]]
+        sd["state"] = {i: {k: self.get_unscaled_state(params[i], k) for k in self.state[params[i]]}
+                       for i in range(len(params)) if params[i] in self.state}
+        return sd
+
+
+def test_resume_helpers_leave_a_fused_adams_state_as_it_keeps_it():
+    """Issue 27 B8: the resume helpers put a torch-style per-parameter "step" into every optimizer's state;
+    with TE's FusedAdam (what megatron uses whenever TE imports) the next save then raised KeyError: 'step'."""
+    from types import SimpleNamespace
+
+    from nemo_thinkrm.checkpoint.training_state import _ensure_adam_state, _restore_adam_steps
+
+    params = [torch.nn.Parameter(torch.randn(3, 2)), torch.nn.Parameter(torch.randn(4))]
+    fused = _FusedAdamLike(params)
+    fused.param_groups[0]["step"] = 7
+    fused.state[params[0]].update(exp_avg=torch.ones(3, 2), exp_avg_sq=torch.ones(3, 2))
+    wrapper = SimpleNamespace(optimizer=fused)
+    _ensure_adam_state(wrapper)
+    _restore_adam_steps(wrapper)
+    sd = fused.state_dict()  # raised KeyError before the fix
+    assert set(sd["state"][0]) == {"exp_avg", "exp_avg_sq"} and sd["param_groups"][0]["step"] == 7
+    # torch's AdamW still gets its per-parameter steps back from the group value
+    adam = torch.optim.AdamW(params, lr=1e-3)
+    adam.param_groups[0]["step"] = 5
+    _ensure_adam_state(SimpleNamespace(optimizer=adam))
+    _restore_adam_steps(SimpleNamespace(optimizer=adam))
+    assert [float(adam.state[p]["step"]) for p in params] == [5.0, 5.0]

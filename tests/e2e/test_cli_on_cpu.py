@@ -45,3 +45,39 @@ def test_multirun_sweep_local_and_submitit(tmp_path):
             cfg = yaml.safe_load((run_dir / str(job) / "config.yaml").read_text())
             assert cfg["optim"]["lr"] == lr
             assert len(read_metrics(run_dir / str(job), "train")) == 2
+
+
+def test_a_second_job_on_a_running_run_directory_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path):
+    """Issue 27 A4: before, a second ``thinkrm sft`` on a running job's directory resumed from its
+    checkpoint and both appended the same steps to metrics.jsonl."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import REPO, clean_env
+
+    run_dir = tmp_path / "sft"
+    args = ["sft", "--config-name", "tiny_sft", f"run_dir={run_dir}", "checkpoint.save_interval=0"]
+    first = subprocess.Popen([sys.executable, "-m", "nemo_thinkrm", *args, "train_iters=100000"], cwd=REPO,
+                             env=clean_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 180
+        while not ((run_dir / "metrics.jsonl").exists() and (run_dir / "metrics.jsonl").read_text()):
+            assert first.poll() is None and time.time() < deadline, "the first job did not start training"
+            time.sleep(0.5)
+        second = run_cli(*args, "train_iters=5")
+        assert second.returncode == 2, second.stderr[-2000:]
+        last = second.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"error: {run_dir.resolve()} is in use by 'thinkrm sft' (pid {first.pid} on ")
+        assert "Traceback" not in second.stderr
+        steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+        assert len(steps) == len(set(steps))  # nobody else wrote there
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    third = run_cli(*args, "train_iters=1", "checkpoint.resume=false", "data.val_fraction=0")
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert f"taking over {run_dir.resolve()} from 'thinkrm sft' (pid {first.pid}" in third.stdout + third.stderr
+    assert not (run_dir / ".thinkrm.lock").exists()

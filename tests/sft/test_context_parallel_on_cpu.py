@@ -66,9 +66,11 @@ def test_packed_rows_padded_for_cp_split_into_whole_samples():
     assert len(rows) == 1
     batch = collate(rows, build_mask=False)
     params = packed_seq_params(batch["segment_ids"], pad_multiple=4)
-    # real lengths 5, 3, 8 (n-1 positions each) at padded offsets 0, 8, 12; the last stretched to the row end
-    assert params.cu_seqlens_q.tolist() == [0, 5, 8, 16]
-    assert params.cu_seqlens_q_padded.tolist() == [0, 8, 12, 24]
+    # real lengths 5, 3, 8 (n-1 positions each) at padded offsets 0, 8, 12, 20; the tail padding (4) is a
+    # segment of its own with real length 0; max_seqlen is the longest padded segment, not the row
+    assert params.cu_seqlens_q.tolist() == [0, 5, 8, 16, 16]
+    assert params.cu_seqlens_q_padded.tolist() == [0, 8, 12, 20, 24]
+    assert params.max_seqlen_q == params.max_seqlen_kv == 8
     batch["packed_seq_params"] = params
     parts = [split_batch(batch, 2, r) for r in range(2)]
     for key in ("input_ids", "labels", "loss_mask", "segment_ids", "position_ids"):
@@ -76,7 +78,7 @@ def test_packed_rows_padded_for_cp_split_into_whole_samples():
         assert merged.shape == batch[key].shape
         # the same multiset of (input, label, mask) triples as the unsplit row: nothing lost or doubled
         assert sorted(merged[0].tolist()) == sorted(batch[key][0].tolist()), key
-    assert parts[0]["packed_seq_params"].cu_seqlens_q.tolist() == [0, 5, 8, 16]  # TE wants the global ones
+    assert parts[0]["packed_seq_params"].cu_seqlens_q.tolist() == [0, 5, 8, 16, 16]  # TE wants the global ones
     assert sum(float(p["loss_mask"].sum()) for p in parts) == float(batch["loss_mask"].sum())
 
 
@@ -123,7 +125,7 @@ def test_sft_batches_for_transformer_engine_and_cp():
     assert local["packed_seq_params"].cu_seqlens_q.tolist() == [0, 5, 8, 11, 16]
     te = make_batch(rows, te=True, cp_size=2, cp_rank=1, pad_multiple=4)
     assert "attention_mask" not in te and te["input_ids"].shape == (1, 8)
-    assert te["packed_seq_params"].cu_seqlens_q_padded.tolist() == [0, 8, 16]
+    assert te["packed_seq_params"].cu_seqlens_q_padded.tolist() == [0, 8, 12, 16]  # tail padding: a segment
     with pytest.raises(ConfigError, match="one packed row per micro-batch"):
         make_batch(rows * 2, te=True)
 

@@ -70,3 +70,34 @@ def test_shape_errors(tiny_hf_dirs, megatron_single):
         token_logprobs(chunks, inputs, labels[:, :-1])
     with pytest.raises(ConfigError):
         token_logprobs(chunks, inputs, labels, temperature=0.0)
+
+
+def test_rl_batches_under_sequence_parallelism_divide_by_tp_and_padding_changes_no_logprob(tiny_hf_dirs,
+                                                                                           megatron_single):
+    """Issue 27 B7: RL batches were padded to the longest sample only, so sequence parallelism's
+    reduce-scatter (the sequence split over TP ranks) asserted at TP = 8."""
+    from nemo_thinkrm.config.parallel import ParallelConfig as Par
+    from nemo_thinkrm.config.stages import GRPOConfig
+    from nemo_thinkrm.generation.interface import GenerationOutput
+    from nemo_thinkrm.trainers.policy import build_batch, sequence_multiple
+
+    assert sequence_multiple(GRPOConfig(parallel=Par(tensor_model_parallel_size=8, sequence_parallel=True))) == 8
+    assert sequence_multiple(GRPOConfig(parallel=Par(tensor_model_parallel_size=8))) == 1
+    g = torch.Generator().manual_seed(0)
+    samples = [GenerationOutput(f"r{k}", "", n, "stop", prompt_ids=torch.randint(1, 500, (p,), generator=g).tolist(),
+                                output_ids=torch.randint(1, 500, (n,), generator=g).tolist())
+               for k, (p, n) in enumerate([(5, 7), (9, 3), (4, 12)])]
+    adv = torch.tensor([0.5, -1.0, 0.25])
+    plain = build_batch(samples, adv, pad_id=0)
+    assert plain["input_ids"].shape[1] == 15
+    for multiple in (8, 7):
+        padded = build_batch(samples, adv, pad_id=0, multiple=multiple)
+        width = padded["input_ids"].shape[1]
+        assert width % multiple == 0 and width - 15 < multiple
+        for key in ("input_ids", "targets", "response_mask", "advantages"):
+            assert torch.equal(padded[key][:, :15], plain[key]), key
+            assert not padded["response_mask"][:, 15:].any()
+        chunks, *_ = _setup(tiny_hf_dirs["llama"])
+        a = token_logprobs(chunks, plain["input_ids"], plain["targets"])
+        b = token_logprobs(chunks, padded["input_ids"], padded["targets"])
+        assert (a - b[:, :15]).abs().max().item() <= 1e-5

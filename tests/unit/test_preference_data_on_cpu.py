@@ -340,7 +340,8 @@ def test_rm_bench_nine_pairs_per_item():
     assert {(r.section, r.tags["domain"]) for r in result.records} == {
         ("chat", "chat"), ("safety", "safety-refuse"), ("math", "math")}
     assert result.skipped == [("rm_bench:3", "field 'chosen' must be a list of 3 responses"),
-                              ("rm_bench:4", "unknown RM-Bench domain 'poetry'")]
+                              ("rm_bench:4", "unknown RM-Bench domain 'poetry'; known: ['chat', 'code', 'math', "
+                                             "'safety-refuse', 'safety-response']")]
 
 
 # --------------------------------------------------------------------------- JudgeBench
@@ -466,3 +467,30 @@ def test_mixed_formats_in_one_directory_are_refused(tmp_path):
     (tmp_path / "b.parquet").write_bytes(b"")
     with pytest.raises(ConfigError, match="mixes JSON and parquet"):
         load_preference_data("rewardbench", path=str(tmp_path))
+
+
+def test_rm_bench_repository_files_take_their_domain_from_the_file_name():
+    """Issue 27 A3: RM-Bench's own data/<domain>_filtered.json files (JSON arrays of {id, subset, prompt,
+    chosen[3], rejected[3]}, code rows with language and task_id; no 'domain') load, one file or the folder."""
+    repo = FIXTURES / "rm_bench_repo"
+    one = load_preference_data("rm_bench", path=str(repo / "code_filtered.json"))
+    assert len(one.records) == 9 and not one.skipped
+    assert {r.section for r in one.records} == {"code"} and {r.tags["domain"] for r in one.records} == {"code"}
+    folder = load_preference_data("rm_bench", path=str(repo))
+    assert len(folder.records) == 4 * 9 and not folder.skipped
+    by_domain = Counter(r.tags["domain"] for r in folder.records)
+    assert by_domain == {"chat": 18, "code": 9, "safety-refuse": 9}
+    assert {r.section for r in folder.records} == {"chat", "code", "safety"}
+    difficulties = Counter(r.tags["difficulty"] for r in folder.records if r.tags["domain"] == "chat")
+    assert difficulties == {"hard": 6, "normal": 6, "easy": 6}
+
+
+def test_rm_bench_row_without_domain_in_an_unnamed_file_is_a_counted_bad_row(tmp_path):
+    rows = json.loads((FIXTURES / "rm_bench_repo" / "chat_filtered.json").read_text())
+    (tmp_path / "mine.json").write_text(json.dumps(rows))
+    with pytest.raises(ConfigError, match=r"names no RM-Bench domain \(<domain>_filtered.json"):
+        load_preference_data("rm_bench", path=str(tmp_path / "mine.json"))
+    rows[1]["domain"] = "chat"
+    (tmp_path / "mine.json").write_text(json.dumps(rows))
+    result = load_preference_data("rm_bench", path=str(tmp_path / "mine.json"), max_bad_fraction=0.5)
+    assert len(result.records) == 9 and len(result.skipped) == 1 and "names no RM-Bench domain" in result.skipped[0][1]
