@@ -18,6 +18,7 @@ CPUS=${THINKRM_SLURM_CPUS:-$(nproc)}
 CTLD_PORT=${THINKRM_SLURM_CTLD_PORT:-6817}
 SLURMD_PORT=${THINKRM_SLURM_SLURMD_PORT:-6818}
 WAIT_S=${THINKRM_SLURM_WAIT_S:-60}
+FAKE_GPUS=${THINKRM_SLURM_FAKE_GPUS:-0}   # >0: the node declares that many GPUs (GRES) backed by dummy files
 NODE=$(hostname -s)
 CONF="$DIR/slurm.conf"
 export SLURM_CONF="$CONF"
@@ -35,10 +36,19 @@ need_packages() {
 alive() { [ -f "$DIR/$1.pid" ] && kill -0 "$(cat "$DIR/$1.pid")" 2> /dev/null; }
 
 write_conf() {
-  local mem_mb
+  local mem_mb gres="" gres_types="" i
   mem_mb=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
   mkdir -p "$DIR"/{state,spool,munge,log}
   chmod 700 "$DIR/munge"
+  if [ "$FAKE_GPUS" -gt 0 ]; then
+    # GPU GRES without GPUs: Slurm schedules and binds them (CUDA_VISIBLE_DEVICES per step) by these files
+    mkdir -p "$DIR/dev"; echo "AutoDetect=off" > "$DIR/gres.conf"
+    for ((i = 0; i < FAKE_GPUS; i++)); do
+      [ -e "$DIR/dev/nvidia$i" ] || mknod "$DIR/dev/nvidia$i" c 1 3 2> /dev/null || : > "$DIR/dev/nvidia$i"
+      echo "NodeName=$NODE Name=gpu File=$DIR/dev/nvidia$i" >> "$DIR/gres.conf"
+    done
+    gres=" Gres=gpu:$FAKE_GPUS"; gres_types="GresTypes=gpu"
+  fi
   cat > "$CONF" << EOF
 # written by slurm/local_cluster.sh: one node, no GPUs, no cgroups, no accounting
 ClusterName=thinkrm-local
@@ -71,7 +81,8 @@ SlurmdTimeout=30
 InactiveLimit=0
 KillWait=5
 MinJobAge=300
-NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$mem_mb State=UNKNOWN
+$gres_types
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$mem_mb State=UNKNOWN$gres
 PartitionName=local Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
 EOF
 }

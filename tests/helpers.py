@@ -48,3 +48,33 @@ def train_losses(cfg: ModelConfig, hf_dir, par: ParallelConfig, steps: int = 5,
 
 def parity_ids(cfg: ModelConfig, n_tokens: int = 40) -> torch.Tensor:
     return torch.randint(0, cfg.vocab_size, (2, n_tokens), generator=torch.Generator().manual_seed(5))
+
+
+def llama3_style_tokenizer(out) -> "object":
+    """The bundled Llama-3-vocabulary tokenizer (DeepSeek-R1-distill-Llama) saved to ``out`` so that it adds
+    BOS on encode, as Meta's Llama-3.x ``tokenizer.json`` does (its post-processor is a TemplateProcessing
+    that prepends ``<|begin_of_text|>``; the bundled copy's post-processor only has the ByteLevel step)."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    from transformers import AutoTokenizer
+
+    from nemo_thinkrm.config.model import TokenizerConfig
+    from nemo_thinkrm.models.tokenizer import load_tokenizer
+
+    src = load_tokenizer(TokenizerConfig(name="deepseek_r1_distill_llama"))
+    out = Path(out)
+    shutil.copytree(src.name_or_path, out, dirs_exist_ok=True)
+    spec = json.loads((out / "tokenizer.json").read_text())
+    bos, bos_id = src.bos_token, src.bos_token_id
+    seq = [{"SpecialToken": {"id": bos, "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}]
+    pair = seq + [{"SpecialToken": {"id": bos, "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}]
+    spec["post_processor"] = {"type": "Sequence", "processors": [
+        spec["post_processor"]["processors"][0],
+        {"type": "TemplateProcessing", "single": seq, "pair": pair,
+         "special_tokens": {bos: {"id": bos, "ids": [bos_id], "tokens": [bos]}}}]}
+    (out / "tokenizer.json").write_text(json.dumps(spec))
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert tok("x")["input_ids"][0] == bos_id  # adds BOS like the real one
+    return tok

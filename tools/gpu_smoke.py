@@ -4,18 +4,25 @@
 The device machine (see the device tool's README) has CUDA PyTorch and transformers but no
 megatron-core, Hydra or OmegaConf, and no registry: ``tools/gpu_smoke.sh`` installs the wheels
 carried in ``.whl/`` into ``.gpu_deps/`` and runs this file. Steps, each a subprocess with its
-own time limit, on the tiny model, one GPU, NCCL:
+own time limit, one GPU, NCCL:
 
 1. ``env``      torch/CUDA/device, megatron-core, Transformer Engine importable or not
 2. ``parity``   🤗 vs megatron logits on the compute device (fp32 local spec; TE too if importable),
                and a bf16 forward
 3. ``sft``      3 packed SFT steps in bf16 (``thinkrm sft`` under torchrun), checkpoint at step 2
-4. ``resume``   the same run directory to step 4: resumes from ``latest`` (step 3)
+4. ``resume``   the same run directory to step 4: resumes from ``latest`` (step 3), one step, and
+               saves again (a fused optimizer's state must survive the round trip)
 5. ``grpo``     2 GRPO steps from the SFT run, rollouts by the megatron sampler
+6. ``big``      the Llama-3.1-8B geometry cut to 2 layers (hidden 4,096, vocabulary 128,256, bf16):
+               one SFT step on an 8,192-token packed row, log-probs and entropy over 8,192 tokens,
+               peak memory against ``training/memory.py``'s estimate
+7. ``paths``    llama3 RoPE parity with 🤗 beyond 8,192 positions (Llama-3.1's scaling); the refit
+               generator on the GPU against the 🤗 tensors; reference offload and restore
 
-It writes ``$OUT/gpu_smoke.json`` (every step: ok, seconds, figures, the tail of its log).
-``--dry-run`` checks the carried wheels and the tree size (≤ 64 MiB travels) and rehearses
-every step on this machine's CPU (gloo, fp32), so the device minutes are not spent on a typo.
+It writes ``$OUT/gpu_smoke.json`` (every step: ok, seconds, figures, the tail of its log); a run
+starts by removing what an earlier run left in ``$OUT``. ``--dry-run`` checks the carried wheels
+and the tree size (≤ 64 MiB travels) and rehearses every step on this machine's CPU (gloo, fp32;
+``big`` with a narrower model and 1,024 tokens), so the device minutes are not spent on a typo.
 """
 
 from __future__ import annotations
@@ -35,7 +42,11 @@ WHEELS = REPO / ".whl"
 REQUIRED_WHEELS = {"megatron_core-0.16.1-cp312": "megatron-core", "hydra_core-1.3.8-py3": "hydra-core",
                    "omegaconf-2.3.0-py3": "omegaconf", "antlr4_python3_runtime-4.9.3-py3": "antlr4-python3-runtime"}
 TREE_LIMIT_BYTES = 64 << 20
-STEP_LIMIT_S = {"env": 45, "parity": 90, "sft": 100, "resume": 90, "grpo": 95}  # 7 min at worst
+STEP_LIMIT_S = {"env": 40, "parity": 60, "sft": 80, "resume": 70, "grpo": 90, "big": 90, "paths": 70}
+"""Per step; 500 s (8.3 min) if every step ran to its limit."""
+PRODUCTS = ("sft", "grpo", "parity_hf", "paths_hf", "pairs.jsonl", "gpu_smoke.json", "env.json", "parity.json",
+            "big.json", "paths.json", *(f"{s}.log" for s in STEP_LIMIT_S))
+"""What a run writes into ``$OUT``: removed first, so a second run never resumes the first one's SFT."""
 
 
 def _env(out: Path) -> dict[str, str]:
@@ -76,8 +87,20 @@ def _train_rows(run_dir: Path) -> list[dict]:
     return [r for r in rows if r.get("kind") == "train"]
 
 
+def clear_products(out: Path) -> None:
+    import shutil
+
+    for name in PRODUCTS:
+        path = out / name
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
 def run_plan(out: Path, gpu: bool) -> dict:
     out.mkdir(parents=True, exist_ok=True)
+    clear_products(out)
     dtype = "bfloat16" if gpu else "float32"
     results: dict = {"gpu": gpu, "started": time.strftime("%Y-%m-%d %H:%M:%S")}
     me = [sys.executable, str(Path(__file__).resolve())]
@@ -93,7 +116,8 @@ def run_plan(out: Path, gpu: bool) -> dict:
     results["sft"]["ok"] &= len(rows) == 3 and all(math.isfinite(r["loss"]) for r in rows)
     proc = _run("resume", _torchrun("sft", *common, "train_iters=4"), out, results)
     rows = _train_rows(sft)
-    results["resume"]["ok"] &= "resumed from" in proc.stdout + proc.stderr and [r["step"] for r in rows][-1:] == [4]
+    results["resume"]["ok"] &= ("resumed from" in proc.stdout + proc.stderr and [r["step"] for r in rows][-1:] == [4]
+                                and (sft / "checkpoints" / "step_00000004" / "train_state.json").is_file())
     pairs = out / "pairs.jsonl"
     subprocess.run(me + ["--step", "pairs", "--out", str(out)], check=True, env=_env(out), cwd=REPO, timeout=120)
     grpo = out / "grpo"
@@ -103,6 +127,11 @@ def run_plan(out: Path, gpu: bool) -> dict:
     rows = _train_rows(grpo)
     results["grpo"].update(steps=[r["step"] for r in rows], rollout_s=[r.get("time_rollout_s") for r in rows])
     results["grpo"]["ok"] &= len(rows) == 2
+    for name in ("big", "paths"):
+        _run(name, me + ["--step", name, "--out", str(out)], out, results)
+        figures = out / f"{name}.json"
+        if figures.is_file():
+            results[name].update(json.loads(figures.read_text()))
     results["ok"] = all(v["ok"] for k, v in results.items() if isinstance(v, dict))
     (out / "gpu_smoke.json").write_text(json.dumps(results, indent=2))
     print(f"[gpu-smoke] {'all steps passed' if results['ok'] else 'FAILED'}; {out / 'gpu_smoke.json'}", flush=True)
@@ -167,6 +196,132 @@ def step_parity(out: Path) -> None:
     print(json.dumps(figures))
 
 
+def big_config(gpu: bool):
+    """Llama-3.1-8B's geometry with 2 layers (CPU rehearsal: narrower, fp32, same vocabulary)."""
+    from nemo_thinkrm.config.model import ModelConfig, RopeScalingConfig
+
+    shape = (dict(hidden_size=4096, ffn_hidden_size=14336, num_attention_heads=32, num_query_groups=8,
+                  params_dtype="bfloat16") if gpu else
+             dict(hidden_size=256, ffn_hidden_size=512, num_attention_heads=8, num_query_groups=2,
+                  params_dtype="float32"))
+    return ModelConfig(family="llama", num_layers=2, vocab_size=128256, max_position_embeddings=131072,
+                       rotary_base=500000.0, rope_scaling=RopeScalingConfig(), **shape)
+
+
+def step_big(out: Path) -> None:
+    import torch
+
+    from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
+    from nemo_thinkrm.config.optim import OptimConfig
+    from nemo_thinkrm.config.parallel import ParallelConfig
+    from nemo_thinkrm.data.packing import pack_samples
+    from nemo_thinkrm.data.sft import TokenizedSample
+    from nemo_thinkrm.runtime.device import peak_memory_gb
+    from nemo_thinkrm.runtime.distributed import init_distributed
+    from nemo_thinkrm.trainers.sft import make_batch
+    from nemo_thinkrm.training.engine import (build_engine_model, build_optimizer, configure_for_training,
+                                              train_step, unwrap)
+    from nemo_thinkrm.training.logprobs import token_logprobs, vocab_parallel_entropy
+    from nemo_thinkrm.training.memory import estimate_memory
+    from nemo_thinkrm.training.parity import megatron_logits
+
+    gpu = torch.cuda.is_available()
+    cfg, seq = big_config(gpu), 8192 if gpu else 1024
+    par = ParallelConfig()
+    init_distributed(par, cfg)
+    chunks = build_engine_model(cfg, par)
+    configure_for_training(chunks)
+    optimizer, scheduler = build_optimizer(chunks, OptimConfig(lr=1e-5, warmup_fraction=0.0, schedule="constant"),
+                                           par, cfg.params_dtype, 1)
+    g = torch.Generator().manual_seed(0)
+    lengths = [seq // 4 + 1, seq // 2 + 1, seq // 8 + 1]  # three samples and tail padding in one row
+    samples = [TokenizedSample(f"s{i}", torch.randint(0, cfg.vocab_size, (n,), generator=g).tolist(),
+                               [0] * (n // 4) + [1] * (n - n // 4)) for i, n in enumerate(lengths)]
+    rows = pack_samples(samples, seq, pad_id=0)
+    te = gpu and getattr(unwrap(chunks[0]), "layer_backend", "local") == "te"
+    peak_memory_gb()
+    t0 = time.time()
+    result = train_step(chunks, optimizer, scheduler, [make_batch(rows[:1], te=te)], masked_token_loss)
+    step_s = time.time() - t0
+    peak = peak_memory_gb()
+    loss = result.stats["loss_sum"] / max(result.stats["tokens"], 1.0)
+    ids = torch.randint(0, cfg.vocab_size, (1, seq + 1), generator=g)
+    logprobs = token_logprobs(chunks, ids[:, :-1], ids[:, 1:])
+    with torch.no_grad():
+        entropy = vocab_parallel_entropy(megatron_logits(unwrap(chunks[0]), cfg, ids[:, :-1]).float(), cfg.vocab_size)
+    estimate = estimate_memory(cfg, par, seq, 1, 1, None)
+    figures = {"big_layer_backend": "te" if te else "local", "big_tokens": seq, "big_loss": loss,
+               "big_step_s": round(step_s, 2), "big_peak_memory_gb": peak, "big_estimate_gb": estimate.total_gb,
+               "big_estimate": estimate.describe(),
+               "big_logprob_mean": float(logprobs.mean()), "big_entropy_mean": float(entropy.mean())}
+    (out / "big.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures))
+    bound = math.log(cfg.vocab_size) + 1e-3
+    if not (math.isfinite(loss) and bool(torch.isfinite(logprobs).all()) and bool((logprobs <= 0).all())
+            and bool(torch.isfinite(entropy).all()) and 0 <= float(entropy.min()) and float(entropy.max()) <= bound):
+        raise SystemExit(f"big: non-finite or impossible figures {figures}")
+
+
+def step_paths(out: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
+    from nemo_thinkrm.checkpoint.convert import open_source
+    from nemo_thinkrm.config.model import RopeScalingConfig
+    from nemo_thinkrm.config.parallel import ParallelConfig
+    from nemo_thinkrm.generation.refit import iter_hf_weights
+    from nemo_thinkrm.models.builder import build_gpt_model
+    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
+    from nemo_thinkrm.runtime.device import offload_module, place_module
+    from nemo_thinkrm.runtime.distributed import init_distributed
+    from nemo_thinkrm.trainers.policy import reference_on_device
+    from nemo_thinkrm.training.logprobs import token_logprobs
+    from nemo_thinkrm.training.parity import megatron_vs_hf_logits
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    gpu = torch.cuda.is_available()
+    # Llama-3.1's RoPE scaling (factor 8 beyond 8,192 original positions), checked past 8,192 tokens
+    cfg = tiny_model_config("llama", init_std=0.1, max_positions=131072)
+    cfg.rotary_base, cfg.rope_scaling = 500000.0, RopeScalingConfig()
+    hf_dir = save_tiny_hf_checkpoint(cfg, out / "paths_hf", seed=0)
+    init_distributed(ParallelConfig(), cfg)
+    model = place_module(build_gpt_model(cfg, ParallelConfig()))
+    with open_source(str(hf_dir)) as src:
+        src.load_into(model, cfg)
+    figures = {"rope_tokens": 8704}
+    rope = megatron_vs_hf_logits(model, cfg, hf_dir, n_tokens=8704, batch=1)
+    figures.update({f"rope_{k}": v for k, v in rope.items()})
+    # the refit generator (the weights vLLM receives) against the 🤗 tensors, on the compute device
+    reference = load_file(str(hf_dir / "model.safetensors"))
+    seen, worst = set(), 0.0
+    for name, tensor in iter_hf_weights(model, cfg, 1):
+        seen.add(name)
+        worst = max(worst, float((tensor.float().cpu() - reference[name].float()).abs().max()))
+    figures.update(refit_tensors=len(seen), refit_missing=sorted(set(reference) - seen), refit_max_abs_diff=worst,
+                   refit_device=str(next(model.parameters()).device))
+    # reference offload and restore: the same log-probs, and the GPU memory given back meanwhile
+    ids = torch.randint(0, cfg.vocab_size, (2, 65), generator=torch.Generator().manual_seed(1))
+    before = token_logprobs([model], ids[:, :-1], ids[:, 1:])
+    held = torch.cuda.memory_allocated() if gpu else 0
+    offload_module(model)
+    freed = held - (torch.cuda.memory_allocated() if gpu else 0)
+    with reference_on_device(model, True) as ref:
+        after = token_logprobs([ref], ids[:, :-1], ids[:, 1:])
+    figures.update(offload_freed_mb=freed / 2**20, offload_back_on_host=next(model.parameters()).device.type == "cpu",
+                   offload_logprob_max_abs_diff=float((before - after).abs().max()))
+    (out / "paths.json").write_text(json.dumps(figures, indent=2))
+    print(json.dumps(figures))
+    problems = []
+    if rope["max_abs_diff"] > 1e-3 or rope["top1_agreement"] < 0.99:
+        problems.append("llama3 RoPE parity past 8,192 positions")
+    if figures["refit_missing"] or worst != 0.0:
+        problems.append("refit tensors differ from 🤗's")
+    if figures["offload_logprob_max_abs_diff"] > 1e-6 or not figures["offload_back_on_host"] or (gpu and freed <= 0):
+        problems.append("reference offload/restore")
+    if problems:
+        raise SystemExit(f"paths: {', '.join(problems)}: {figures}")
+
+
 def step_pairs(out: Path) -> None:
     from nemo_thinkrm.data.synthetic import make_arithmetic_pairs, write_preference_jsonl
 
@@ -212,11 +367,12 @@ def main() -> int:
     ap.add_argument("--out", default=os.environ.get("OUT") or str(REPO / "gpu_smoke_out"))
     ap.add_argument("--dry-run", action="store_true", help="check wheels and tree size, rehearse on CPU")
     ap.add_argument("--rehearse-only", action="store_true", help="only the CPU rehearsal (no wheel check)")
-    ap.add_argument("--step", choices=["env", "parity", "pairs"], help=argparse.SUPPRESS)
+    ap.add_argument("--step", choices=["env", "parity", "pairs", "big", "paths"], help=argparse.SUPPRESS)
     args = ap.parse_args()
     out = Path(args.out)
     if args.step:
-        {"env": step_env, "parity": step_parity, "pairs": step_pairs}[args.step](out)
+        {"env": step_env, "parity": step_parity, "pairs": step_pairs, "big": step_big,
+         "paths": step_paths}[args.step](out)
         return 0
     if args.rehearse_only:
         return 0 if run_plan(out, gpu=False)["ok"] else 1

@@ -26,7 +26,7 @@ from nemo_thinkrm.models.builder import build_gpt_model
 from nemo_thinkrm.models.hf_io import HFCheckpointReader
 from nemo_thinkrm.models.hf_mapping import load_full_tensors_into_megatron
 from nemo_thinkrm.models.loading import load_hf_weights, model_config_for_hf_dir
-from nemo_thinkrm.runtime.distributed import init_distributed, is_rank0
+from nemo_thinkrm.runtime.distributed import barrier, init_distributed, is_rank0
 
 logger = logging.getLogger(__name__)
 
@@ -163,14 +163,44 @@ def to_nemo1(src_path: str | Path, out: str | Path, dtype: Optional[str] = None,
 
 def hf_dir_for(path: str | Path, target: str | Path) -> Path:
     """A 🤗 directory for engines that load only 🤗 (vLLM, transformers): ``path`` itself when it
-    is one, else ``path`` converted once into ``target`` (kept for the next run)."""
+    is one, else ``path`` converted once into ``target`` (kept for the next run).
+
+    Inside a torch.distributed job the conversion runs in a child process of its own: a conversion
+    builds a one-process (TP = PP = 1) model, which the job's already initialised layout (say TP = 2)
+    cannot give it (``thinkrm grpo`` at TP 2 from an SFT run directory failed here, then gloo's
+    "Connection closed by peer"). The child sees no GPU, so it never competes with the trainer's memory."""
     p, target = Path(path), Path(target)
     if (p / "config.json").is_file():
         return p
     if not (target / "config.json").is_file():
         logger.info("converting %s to 🤗 format for the engine → %s", p, target)
-        to_hf(p, target, overwrite=True)
+        if torch.distributed.is_initialized():
+            _convert_in_child(p, target)
+        else:
+            to_hf(p, target, overwrite=True)
     return target
+
+
+def _convert_in_child(src: Path, target: Path) -> None:
+    import subprocess
+    import sys
+
+    from nemo_thinkrm.runtime.launch import without_dist_env
+
+    env = {**without_dist_env(), "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-m", "nemo_thinkrm", "convert", "nemo-to-hf", "--nemo", str(src),
+                           "--out", str(target), "--overwrite"], env=env, capture_output=True, text=True)
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise ConfigError(f"converting {src} to 🤗 format for the engine failed: {last}")
+
+
+def shared_hf_dir(path: str | Path, target: str | Path) -> Path:
+    """``hf_dir_for`` in a distributed job: rank 0 converts (once), every rank gets the directory."""
+    if is_rank0():
+        hf_dir_for(path, target)
+    barrier()
+    return hf_dir_for(path, target)
 
 
 def load_initial_weights(module: torch.nn.Module, path: str, cfg: ModelConfig) -> None:

@@ -154,5 +154,9 @@ def tokenizer_for(tok_cfg: TokenizerConfig, checkpoint: Optional[str | Path], ru
     e.g. a served model's name: then the configured tokenizer)."""
     if checkpoint is None or not Path(checkpoint).exists():
         return resolve_tokenizer(tok_cfg, None)
+    path = Path(checkpoint)
+    if path.is_dir() and (path / "tokenizer_config.json").is_file() and not (path / "config.json").is_file():
+        # a tokenizer directory standing for the model (e.g. the scripted teacher's)
+        return resolve_tokenizer(tok_cfg, Source("tokenizer", path, None, path, None), run_dir)
     with open_source(checkpoint) as src:
         return resolve_tokenizer(tok_cfg, src, run_dir)

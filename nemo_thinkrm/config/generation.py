@@ -42,7 +42,9 @@ class GenerationConfig:
     """vllm: GPUs per engine."""
     gpu_memory_utilization: float = 0.85
     max_model_len: Optional[int] = None
-    enforce_eager: bool = False
+    enforce_eager: Optional[bool] = None
+    """vllm: run without compilation / CUDA graphs. None: this host's default (eager on CPU, where the
+    compiled engine's warm-up costs minutes; CUDA graphs on GPU) — ``generation/vllm_args.py``."""
     batch_size: int = 16
     """hf and the megatron rollout sampler: prompts per batch."""
     kv_cache: bool = True

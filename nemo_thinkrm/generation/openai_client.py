@@ -252,7 +252,13 @@ class OpenAIJudgeClient:
 
         Completions mode sends a raw prompt because we render chat templates
         ourselves; messages there mean the caller skipped rendering, a bug we
-        refuse rather than flatten. A plain string in chat mode is one user turn.
+        refuse rather than flatten. It also sends ``add_special_tokens: false``
+        (vLLM's completions field, since 0.5.3; TensorRT-LLM's server has it too):
+        the rendered text already holds whatever BOS its chat template writes, and
+        the server's tokenizer would add a second one (Llama-3's
+        ``<|begin_of_text|>``), so the judge would read another input than it was
+        trained on (training tokenises with ``add_special_tokens=False``).
+        A plain string in chat mode is one user turn.
         """
         if not isinstance(sampling, SamplingParams):
             raise ConfigError(f"sampling must be a SamplingParams, got {type(sampling).__name__}")
@@ -264,6 +270,7 @@ class OpenAIJudgeClient:
                     "render the chat template first or use mode='chat'"
                 )
             body["prompt"] = prompt
+            body["add_special_tokens"] = False
         elif isinstance(prompt, str):
             body["messages"] = [{"role": "user", "content": prompt}]
         else:

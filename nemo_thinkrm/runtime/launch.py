@@ -20,7 +20,16 @@ import time
 from typing import Sequence
 
 DIST_ENV = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "GROUP_RANK",
-            "ROLE_RANK", "TORCHELASTIC_RUN_ID")
+            "GROUP_WORLD_SIZE", "ROLE_RANK", "ROLE_NAME", "ROLE_WORLD_SIZE")
+"""What torchrun tells its workers about their world; plus every ``TORCHELASTIC_*`` variable (with
+``TORCHELASTIC_USE_AGENT_STORE`` left in, a child's own one-process ``init_process_group`` connects to
+the parent's agent store and waits forever)."""
+
+
+def without_dist_env(environ=None) -> dict[str, str]:
+    """``environ`` (default ``os.environ``) for a child process that must start a world of its own."""
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if k not in DIST_ENV and not k.startswith("TORCHELASTIC_")}
 
 
 def _free_port() -> int:
@@ -32,7 +41,7 @@ def _free_port() -> int:
 def run_local_world(module: str, args: Sequence[str], world: int, poll_s: float = 0.2) -> int:
     """``python -m module args`` on ``world`` processes with env:// rendezvous; the first failure's exit code."""
     port = _free_port()
-    base = {k: v for k, v in os.environ.items() if k not in DIST_ENV}
+    base = without_dist_env()
     procs, logs = [], []
     for rank in range(world):
         env = {**base, "RANK": str(rank), "WORLD_SIZE": str(world), "LOCAL_RANK": str(rank),

@@ -22,7 +22,7 @@ from typing import Any, Callable, Optional, Sequence
 import torch
 
 from nemo_thinkrm.algorithms.advantages import group_pairs, pairwise_advantages, pairwise_scores, preference_matrix
-from nemo_thinkrm.checkpoint.convert import hf_dir_for
+from nemo_thinkrm.checkpoint.convert import shared_hf_dir
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import PairwiseRLHFConfig
 from nemo_thinkrm.data.prompts import load_prompts
@@ -34,7 +34,7 @@ from nemo_thinkrm.generation.reward_scorer import ScoreRequest, build_scorer
 from nemo_thinkrm.genrm import INVALID, load_template, parse_verdict
 from nemo_thinkrm.genrm.prompts import pair_prompt
 from nemo_thinkrm.models.tokenizer import chat_renderer, load_tokenizer, render_generation_prompt
-from nemo_thinkrm.runtime.distributed import (all_gather_objects, barrier, data_parallel_coords, is_rank0,
+from nemo_thinkrm.runtime.distributed import (all_gather_objects, data_parallel_coords, is_rank0,
                                               leads_model_parallel_group)
 from nemo_thinkrm.trainers.policy import (PolicyState, build_policy, choose_prompts, replica_share,
                                           policy_gradient_step, run_policy, sample_rollouts, start_policy)
@@ -88,10 +88,7 @@ class PairwiseTask:
 
 def reward_model_dir(path: str, target: Path) -> Path:
     """The reward model as the 🤗 directory the scorer loads: converted once, by rank 0 alone."""
-    if is_rank0():
-        hf_dir_for(path, target)
-    barrier()
-    return Path(path) if (Path(path) / "config.json").is_file() else target
+    return shared_hf_dir(path, target)
 
 
 def run(cfg: PairwiseRLHFConfig) -> dict[str, Any]:

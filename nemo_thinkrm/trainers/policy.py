@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 import torch
 
 from nemo_thinkrm.algorithms.pg_loss import clipped_pg_loss
-from nemo_thinkrm.checkpoint.convert import hf_dir_for, load_initial_weights
+from nemo_thinkrm.checkpoint.convert import load_initial_weights, shared_hf_dir
 from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import PolicyRLConfig
@@ -39,7 +39,7 @@ from nemo_thinkrm.generation.interface import (
 from nemo_thinkrm.models.builder import build_gpt_model
 from nemo_thinkrm.models.tokenizer import stop_token_ids
 from nemo_thinkrm.runtime.device import offload_module, on_accelerator, place_module
-from nemo_thinkrm.runtime.distributed import barrier, init_distributed, is_rank0
+from nemo_thinkrm.runtime.distributed import init_distributed
 from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, train_step, unwrap
 from nemo_thinkrm.training.logprobs import token_logprobs, vocab_parallel_entropy, vocab_parallel_logprobs
 from nemo_thinkrm.training.loop import LoopParts, run_training
@@ -101,11 +101,7 @@ def _rollout_setup(cfg: PolicyRLConfig, chunks, tokenizer, stop_strings: Optiona
     if cfg.rollout_engine == "vllm":
         # the engine starts from a 🤗 copy (converted once, by rank 0); its weights are replaced
         # from megatron before every rollout
-        target = Path(cfg.run_dir) / "rollout_hf"
-        if is_rank0():
-            hf_dir_for(cfg.model.hf_path, target)
-        barrier()
-        hf_dir = str(hf_dir_for(cfg.model.hf_path, target))
+        hf_dir = str(shared_hf_dir(cfg.model.hf_path, Path(cfg.run_dir) / "rollout_hf"))
         logger.info("rollouts: colocated vLLM engine for %s (engine TP %d, weights synced in memory)", hf_dir,
                     cfg.generation.tensor_parallel_size)
     stops = stop_strings if stop_strings is not None else (cfg.generation.stop or [])

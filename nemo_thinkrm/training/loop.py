@@ -22,6 +22,7 @@ from nemo_thinkrm.checkpoint.training_state import Checkpointer, TrainState
 from nemo_thinkrm.config.errors import InjectedFault
 from nemo_thinkrm.config.stages import TrainConfig
 from nemo_thinkrm.metrics_log import MetricsLogger
+from nemo_thinkrm.runtime.device import peak_memory_gb
 from nemo_thinkrm.training.resume import resume, write_run_config
 from nemo_thinkrm.training.engine import Batch, LossFn, StepResult, train_step, unwrap
 
@@ -68,6 +69,9 @@ def supervised_step(chunks: list[torch.nn.Module], optimizer: Any, scheduler: An
                    "tokens_per_s": tokens_in(mbs) * dp_size / dt, "step_time_s": dt}
         if flops_in is not None:
             metrics["model_flops_per_s"] = flops_in(mbs) * dp_size / dt
+        peak = peak_memory_gb()
+        if peak is not None:  # GPU: what to hold training/memory.py's estimate against
+            metrics["peak_memory_gb"] = peak
         if extra_metrics is not None:
             metrics.update(extra_metrics(result.stats))
         if result.skipped:

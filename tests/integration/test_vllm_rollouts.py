@@ -76,20 +76,28 @@ def test_model_parallel_trainer_hands_over_the_same_weights(two_judges, one_proc
 
 
 @pytest.mark.dist
-def test_grpo_with_vllm_rollouts_beside_a_tp2_trainer(two_judges, tmp_path):
-    """(The one-process engine is the hand-over test's; pairwise RLHF with vLLM at DP = 2:
-    tests/rl/test_pairwise_dp_on_cpu.py.)"""
+def test_grpo_with_vllm_rollouts_beside_a_tp2_trainer_from_an_sft_run_directory(two_judges, tmp_path):
+    """As the 8B recipes start: GRPO from an SFT run directory, here at TP 2 with vLLM rollouts. Issue 27 B9:
+    rank 0 converted the run directory to 🤗 for vLLM in-process while the world was already at TP 2
+    ("conversions run in one process"), then gloo's "Connection closed by peer". (The one-process engine
+    is the hand-over test's; pairwise RLHF with vLLM at DP = 2: tests/rl/test_pairwise_dp_on_cpu.py.)"""
     from nemo_thinkrm.data.synthetic import make_arithmetic_pairs, write_preference_jsonl
+    from tests.conftest import run_cli
 
+    sft = tmp_path / "sft"
+    proc = run_cli("sft", "--config-name", "tiny_sft", f"run_dir={sft}", f"model.hf_path={two_judges[0]}",
+                   "train_iters=1", "data.val_fraction=0", "global_batch_size=2", "micro_batch_size=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
     pairs = tmp_path / "pairs.jsonl"
     write_preference_jsonl(make_arithmetic_pairs(16, seed=3, max_operand=9), pairs)
     run_dir = tmp_path / "run"
-    args = ["grpo", "--config-name", "tiny_grpo", f"run_dir={run_dir}", f"model.hf_path={two_judges[0]}",
+    args = ["grpo", "--config-name", "tiny_grpo", f"run_dir={run_dir}", f"model.hf_path={sft}",
             f"data.path={pairs}", "rollout_engine=vllm", "train_iters=2", "prompts_per_step=2", "group_size=4",
             "global_batch_size=4", "micro_batch_size=2", "generation.max_new_tokens=16",
             "parallel.tensor_model_parallel_size=2"]
     proc = run_torchrun("-m nemo_thinkrm", *args)
     assert "rollouts: colocated vLLM engine" in proc.stdout + proc.stderr
+    assert (run_dir / "rollout_hf" / "config.json").is_file()  # converted once, in a child process
     rows = read_metrics(run_dir, "train")
     assert [r["step"] for r in rows] == [1, 2]
     assert all(0 < r["response_length"] <= 16 and r["time_rollout_s"] > 0 for r in rows)

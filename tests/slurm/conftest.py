@@ -30,7 +30,8 @@ def cluster_env():
             "munged") is None and not Path("/usr/sbin/munged").exists():
         pytest.skip("Slurm tier skipped: slurm-wlm and munge are not installed "
                     "(apt-get install -y slurm-wlm munge; .ci/run installs them when root)")
-    env = clean_env(GPUS_PER_NODE="0", THINKRM_PYTHON=sys.executable)
+    env = clean_env(GPUS_PER_NODE="0", THINKRM_PYTHON=sys.executable,
+                    THINKRM_SLURM_FAKE_GPUS=os.environ.get("THINKRM_SLURM_FAKE_GPUS", "4"))
     env.pop("SLURM_CONF", None)
     conf = os.environ.get("SLURM_CONF") or subprocess.run(["bash", str(SCRIPT), "conf"], capture_output=True,
                                                           text=True, check=True).stdout.strip()

@@ -153,6 +153,36 @@ def test_judge_servers_then_pairwise_rlhf(cluster_env, tmp_path):
     assert all(r["judge_pairs"] == 12 and r["failed_pairs"] == 0 for r in train), train  # 2 prompts × C(4, 2)
 
 
+def test_judge_servers_on_gpu_nodes_each_get_their_own_gpus_at_once(cluster_env, tmp_path):
+    """Issue 27 B12, on the local cluster's GPU GRES (dummy device files, no GPUs): two servers of 2 GPUs
+    each on a 4-GPU node. Before, each background step asked for no GPUs and inherited the allocation's
+    four: the first held them all and the second waited ("step creation temporarily disabled") until the
+    health timeout. vLLM is replaced by a recorder (fake_python.sh) that answers /health."""
+    if "gpu:" not in subprocess.run(["sinfo", "-h", "-o", "%G"], env=cluster_env, capture_output=True,
+                                    text=True).stdout:
+        pytest.skip("the cluster declares no GPU GRES (started without THINKRM_SLURM_FAKE_GPUS)")
+    records = tmp_path / "records"
+    records.mkdir()
+    env = {**cluster_env, "GPUS_PER_NODE": "4", "THINKRM_JUDGE_API_KEY": "k", "JUDGE_LOG_DIR": str(tmp_path / "logs"),
+           "PORT_BASE": str(19000 + os.getpid() % 1000), "JUDGE_READY_TIMEOUT_S": "60",
+           "THINKRM_PYTHON": str(REPO / "tests" / "slurm" / "fake_python.sh"), "REAL_PYTHON": sys.executable,
+           "FAKE_JUDGE_RECORDS": str(records)}
+    endpoints, log = tmp_path / "judges.txt", tmp_path / "judges.log"
+    jid = _sbatch(env, log, "slurm/judge_servers.sbatch", str(tmp_path / "model"), str(endpoints),
+                  "gpus_per_server=2", opts=("--gpus-per-node=4", "--cpus-per-task=2", "--oversubscribe"))
+    try:
+        _wait_for(endpoints.exists, 90, f"the endpoints file\n{_tail(log)}", poll_s=0.2)
+    finally:
+        subprocess.run(["scancel", jid], env=cluster_env)
+    assert len(endpoints.read_text().split()) == 2
+    servers = [json.loads(p.read_text()) for p in sorted(records.glob("*.json"))]
+    assert sorted(s["cuda_visible_devices"] for s in servers) == ["0,1", "2,3"]
+    assert abs(servers[0]["started"] - servers[1]["started"]) < 15  # side by side, not one after the other
+    for s in servers:  # GPU engine flags from nemo_thinkrm/generation/vllm_args.py: no CPU guards
+        assert s["args"][s["args"].index("--tensor-parallel-size") + 1] == "2"
+        assert "float32" not in s["args"] and "--no-enable-chunked-prefill" not in s["args"]
+
+
 def test_submitit_sweep_submits_one_job_per_point(cluster_env, tmp_path):
     sweep = tmp_path / "sweep"
     proc = subprocess.run([sys.executable, "-m", "nemo_thinkrm", "sft", "--config-name", "tiny_sft", "-m",

@@ -524,3 +524,20 @@ def test_generate_outside_async_with_is_a_clear_error() -> None:
             await client.generate("x", "y", FAST)
 
     run(scenario)
+
+
+def test_completions_requests_ask_the_server_not_to_add_special_tokens() -> None:
+    """Issue 27 B11: a rendered Llama-3 chat prompt already starts with <|begin_of_text|>; sent as text
+    without ``add_special_tokens: false``, vLLM's tokenizer adds a second one, so a served judge read
+    another input than it was trained on. (Chat mode leaves templating to the server.)"""
+    server = FakeServer("s")
+
+    async def scenario() -> None:
+        async with serving(server), OpenAIJudgeClient(config([server])) as client:
+            await client.generate("r0", "<|begin_of_text|>rendered prompt", FAST)
+        async with serving(server), OpenAIJudgeClient(config([server], mode="chat")) as client:
+            await client.generate("r1", "a user turn", FAST)
+
+    run(scenario)
+    assert server.bodies[0]["add_special_tokens"] is False
+    assert "add_special_tokens" not in server.bodies[1]
