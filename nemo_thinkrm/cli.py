@@ -11,12 +11,15 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
+import warnings
 from pathlib import Path
 from typing import Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError, InjectedFault
 from nemo_thinkrm.config.stages import register_schemas
+from nemo_thinkrm.runtime.launch import launcher_rank
 from nemo_thinkrm.runtime.run_lock import RunLock
 from nemo_thinkrm.stages import STAGES, Stage
 
@@ -75,7 +78,7 @@ def _run_hydra(stage: Stage, overrides: list[str]) -> int:
     def _app(cfg) -> None:
         status["code"] = run_stage_config(stage, cfg)
 
-    if _rank() != 0:  # one writer per file: rank 0 keeps Hydra's cli.log and .hydra/, the others log to stdout
+    if launcher_rank() != 0:  # one writer per file: rank 0 keeps Hydra's cli.log and .hydra/, the others log to stdout
         overrides = [*overrides, "hydra.output_subdir=null", "~hydra.job_logging.handlers.file",
                      "hydra.job_logging.root.handlers=[console]"]
     saved = sys.argv
@@ -109,10 +112,10 @@ def run_stage_config(stage: Stage, cfg) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     # one job per run directory (runtime/run_lock.py): rank 0 holds it for the whole job
-    lock = RunLock(run_dir, stage.name) if _rank() == 0 else contextlib.nullcontext()
+    lock = RunLock(run_dir, stage.name) if launcher_rank() == 0 else contextlib.nullcontext()
     try:
         with lock:
-            if _rank() == 0:
+            if launcher_rank() == 0:
                 (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
             stage.load_runner()(obj)
     except ConfigError as exc:
@@ -124,12 +127,28 @@ def run_stage_config(stage: Stage, cfg) -> int:
     return 0
 
 
-def _rank() -> int:
-    """The launcher's global rank (torchrun/srun env), known before torch.distributed starts."""
-    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
+
+
+# megatron-core warns four times at import that Transformer Engine and Apex are absent. That is the
+# design on CPU (megatron's local layer spec) and on a GPU models/layer_spec.py says which spec a run
+# uses, so the warning only buries our own lines. Silenced for this process and, through
+# PYTHONWARNINGS, for the processes it starts (ranks, conversions, vLLM workers); not in the library,
+# where the user's program decides.
+QUIET_WARNINGS = ("ignore:Transformer Engine and Apex are not installed:UserWarning",)
+
+
+def quiet_known_warnings() -> None:
+    for spec in QUIET_WARNINGS:
+        action, message, _ = spec.split(":")  # every entry is a UserWarning
+        warnings.filterwarnings(action, message=re.escape(message), category=UserWarning)
+    present = os.environ.get("PYTHONWARNINGS", "")
+    extra = [spec for spec in QUIET_WARNINGS if spec not in present.split(",")]
+    if extra:
+        os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [present, *extra]))
 
 
 def console_main() -> None:
+    quiet_known_warnings()
     sys.exit(main())
 
 

@@ -39,8 +39,6 @@ from nemo_thinkrm.quickstart_report import render_report
 
 logger = logging.getLogger("nemo_thinkrm.quickstart")
 
-TEMPLATE = "compact_binary"
-JUDGE_MAX_NEW_TOKENS = 64
 
 
 class StageFailed(ConfigError):
@@ -89,10 +87,11 @@ def run(cfg: QuickstartConfig) -> dict[str, Any]:
     t0 = time.time()
     build_task(p)
     judge_stages(p)
-    policy_stages(p)
+    if cfg.policy:
+        policy_stages(p)
     summary = collect(p, time.time() - t0)
     write_report(p, summary)
-    logger.info("quickstart finished in %.0f s: held-out accuracy untrained %.1f%% → SFT %.1f%% → GRPO %.1f%%; "
+    logger.info("quickstart finished in %.0f s: held-out accuracy start %.1f%% → SFT %.1f%% → GRPO %.1f%%; "
                 "report: %s", summary["seconds"], *(100 * summary["eval"][k]["accuracy"]
                                                    for k in ("untrained", "sft", "grpo")), root / "report.md")
     return summary
@@ -104,7 +103,8 @@ def build_task(p: Pipeline) -> None:
     cfg, data = p.cfg, p.path("data")
     if not (data / "heldout.jsonl").is_file():
         data.mkdir(parents=True, exist_ok=True)
-        train, heldout = make_task_split(cfg.max_operand, cfg.train_pairs, cfg.heldout_pairs, seed=cfg.seed)
+        train, heldout = make_task_split(cfg.max_operand, cfg.train_pairs, cfg.heldout_pairs, seed=cfg.seed,
+                                         wording=cfg.wording)
         write_preference_jsonl(train, data / "train.jsonl")
         policy = make_answer_records(2000, seed=cfg.seed + 1, max_operand=cfg.max_operand,
                                      error_rate=cfg.policy_error_rate)
@@ -113,6 +113,8 @@ def build_task(p: Pipeline) -> None:
                             for b in range(cfg.max_operand + 1)})
         _write_jsonl(data / "policy_prompts.jsonl", [{"prompt": q} for q in questions])
         write_preference_jsonl(heldout, data / "heldout.jsonl")  # written last: marks the task complete
+    if cfg.pretrained is not None:  # a real model: its 🤗 directory is where the judge starts
+        return
     for name, model_cfg in (("judge_init", cfg.model), ("policy_init", cfg.policy_model)):
         if not p.path(name, "config.json").is_file():
             tok = load_tokenizer(model_cfg.tokenizer)
@@ -122,28 +124,50 @@ def build_task(p: Pipeline) -> None:
 
 # ------------------------------------------------------------------ 2-4. the judge
 
+def judge_start(p: Pipeline) -> str:
+    """Where the judge starts: the real model's 🤗 directory (``thinkrm models fetch``), or the tiny random one."""
+    if p.cfg.pretrained is None:
+        return str(p.path("judge_init"))
+    from nemo_thinkrm.checkpoint.pretrained import fetch
+
+    return str(fetch(p.cfg.pretrained))
+
+
+def judge_args(p: Pipeline) -> list[str]:
+    """What every judge stage shares: the template, and a real model's own tokenizer."""
+    own = ["model.tokenizer.name=null"] if p.cfg.pretrained is not None else []
+    return [f"template={p.cfg.template}", *own, f"seed={p.cfg.seed}"]
+
+
 def judge_stages(p: Pipeline) -> None:
     cfg, r = p.cfg, str(p.root)
+    start = judge_start(p)
+    # the teacher renders prompts with the judge's own tokenizer and chat template
     p.stage("synth", ["synth", "--config-name", "tiny_synth", f"run_dir={r}/synth", "data=generic",
-                      f"data.path={r}/data/train.jsonl", "data.limit=null", f"template={TEMPLATE}",
-                      "generation.backend=scripted", "samples_per_pair=1", f"seed={cfg.seed}"])
-    evaluate(p, "untrained", f"{r}/judge_init")
-    p.stage("sft", ["sft", "--config-name", "tiny_sft", f"run_dir={r}/sft", f"model.hf_path={r}/judge_init",
+                      f"data.path={r}/data/train.jsonl", "data.limit=null", "generation.backend=scripted",
+                      "samples_per_pair=1", f"model.hf_path={start}", *judge_args(p)])
+    evaluate(p, "untrained", start)
+    p.stage("sft", ["sft", "--config-name", "tiny_sft", f"run_dir={r}/sft", f"model.hf_path={start}",
                     f"data.train_path={r}/synth/sft.jsonl", f"train_iters={cfg.sft_iters}", "seq_length=512",
-                    "data.val_fraction=0.02", "eval_interval=100", "checkpoint.save_interval=200", f"seed={cfg.seed}"])
+                    "data.val_fraction=0.02", "eval_interval=100", "checkpoint.save_interval=200",
+                    *judge_args(p)[1:]])
     evaluate(p, "sft", f"{r}/sft")
     p.stage("grpo", ["grpo", "--config-name", "tiny_grpo", f"run_dir={r}/grpo", f"model.hf_path={r}/sft",
-                     f"data.path={r}/data/train.jsonl", f"template={TEMPLATE}", f"train_iters={cfg.grpo_iters}",
-                     f"generation.max_new_tokens={JUDGE_MAX_NEW_TOKENS}", "checkpoint.save_interval=10",
-                     f"seed={cfg.seed}"])
+                     f"data.path={r}/data/train.jsonl", f"train_iters={cfg.grpo_iters}",
+                     f"rollout_engine={cfg.rollout_engine}", f"generation.max_new_tokens={cfg.judge_max_new_tokens}",
+                     "checkpoint.save_interval=10", *judge_args(p)])
     evaluate(p, "grpo", f"{r}/grpo")
     # master keys (":", "Thought process:", "解", a bare verdict, …) against the GRPO judge, both positions
     p.stage("robustness", ["robustness", "--config-name", "tiny_robustness", f"run_dir={r}/robustness", "data=generic",
                            f"data.path={r}/data/heldout.jsonl", f"data.limit={cfg.robustness_pairs}",
-                           f"template={TEMPLATE}", f"model.hf_path={r}/eval_grpo/judge_hf",
-                           f"generation.temperature={cfg.eval_temperature}",
-                           f"generation.max_new_tokens={JUDGE_MAX_NEW_TOKENS}", "generation.batch_size=64",
-                           f"seed={cfg.seed}"])
+                           f"model.hf_path={r}/eval_grpo/judge_hf", *engine_args(p), *judge_args(p)])
+
+
+def engine_args(p: Pipeline) -> list[str]:
+    cfg = p.cfg
+    return [f"generation.backend={cfg.judge_engine}", f"generation.temperature={cfg.eval_temperature}",
+            f"generation.max_new_tokens={cfg.judge_max_new_tokens}", "generation.batch_size=64",
+            *(["generation.max_model_len=2048"] if cfg.judge_engine == "vllm" else [])]
 
 
 def evaluate(p: Pipeline, name: str, model: str) -> None:
@@ -151,11 +175,8 @@ def evaluate(p: Pipeline, name: str, model: str) -> None:
     mean; voting@m = the majority's)."""
     cfg, r = p.cfg, str(p.root)
     p.stage(f"eval_{name}", ["eval", "--config-name", "tiny_eval", f"run_dir={r}/eval_{name}", "data=generic",
-                             f"data.path={r}/data/heldout.jsonl", "data.limit=null", f"template={TEMPLATE}",
-                             f"model.hf_path={model}", f"voting.m={cfg.voting_m}",
-                             f"generation.temperature={cfg.eval_temperature}",
-                             f"generation.max_new_tokens={JUDGE_MAX_NEW_TOKENS}", "generation.batch_size=64",
-                             f"seed={cfg.seed}"], overrides_key="eval")
+                             f"data.path={r}/data/heldout.jsonl", "data.limit=null", f"model.hf_path={model}",
+                             f"voting.m={cfg.voting_m}", *engine_args(p), *judge_args(p)], overrides_key="eval")
 
 
 # ------------------------------------------------------------------ 5. the policy
@@ -178,8 +199,9 @@ def policy_stages(p: Pipeline) -> None:
                 "pairwise-rlhf", "--config-name", "tiny_pairwise_rlhf", f"run_dir={r}/pairwise_rlhf",
                 f"model.hf_path={r}/policy_sft", f"prompt_path={r}/data/policy_prompts.jsonl",
                 "model.tokenizer.think_prefix=false", f"judge.endpoints={','.join(s.url for s in servers)}",
-                "judge.api_key=quickstart", f"judge.model={judge}", f"judge.template={TEMPLATE}",
-                f"judge.max_new_tokens={JUDGE_MAX_NEW_TOKENS}", f"train_iters={cfg.rlhf_iters}", "prompts_per_step=8",
+                "judge.api_key=quickstart", f"judge.model={judge}", f"judge.template={cfg.template}",
+                f"judge.max_new_tokens={cfg.judge_max_new_tokens}", f"train_iters={cfg.rlhf_iters}",
+                "prompts_per_step=8",
                 "global_batch_size=16", "generation.max_new_tokens=16", "optim.lr=3e-5",
                 # both orders: identical answers then tie (0) instead of winning by position bias
                 "judge.both_orders=true", f"seed={cfg.seed}"])
@@ -194,7 +216,8 @@ def policy_accuracy(p: Pipeline, name: str, checkpoint: Path) -> dict[str, float
     hf = hf_dir_for(checkpoint, p.path("policy_hf", name))
     tok = load_tokenizer(type(p.cfg.policy_model.tokenizer)(name=str(hf), think_prefix=False))
     questions = [json.loads(line)["prompt"] for line in p.path("data", "policy_prompts.jsonl").read_text().splitlines()]
-    requests = [GenerationRequest(f"q{i}", render_generation_prompt(tok, [{"role": "user", "content": q}], False), seed=0)
+    requests = [GenerationRequest(f"q{i}", render_generation_prompt(tok, [{"role": "user", "content": q}], False),
+                                  seed=0)
                 for i, q in enumerate(questions)]
     gen = build_generator(GenerationConfig(backend="hf", temperature=0.0, max_new_tokens=16, batch_size=64), str(hf))
     outs = gen.generate(requests)
@@ -212,10 +235,11 @@ def collect(p: Pipeline, seconds: float) -> dict[str, Any]:
         evals[name] = {"accuracy": m["accuracy"], "voting": vote.get("accuracy"), "invalid_rate": m["invalid_rate"],
                        "n_pairs": m["n_examples"], "n_samples": m["n_samples"]}
     fpr = json.loads(p.path("robustness", "metrics.json").read_text())["master_key_fpr"]
-    train = {k: read_metrics(p.path(k), "train") for k in ("sft", "grpo", "pairwise_rlhf", "policy_sft")}
+    runs = ("sft", "grpo", "pairwise_rlhf", "policy_sft") if p.cfg.policy else ("sft", "grpo")
+    train = {k: read_metrics(p.path(k), "train") for k in runs}
     val = read_metrics(p.path("sft"), "val")
-    policy = {"before": policy_accuracy(p, "before", p.path("policy_sft")),
-              "after": policy_accuracy(p, "after", p.path("pairwise_rlhf"))}
+    policy = ({"before": policy_accuracy(p, "before", p.path("policy_sft")),
+               "after": policy_accuracy(p, "after", p.path("pairwise_rlhf"))} if p.cfg.policy else None)
     return {"seconds": round(seconds, 1), "timings": {k: round(v, 1) for k, v in p.timings.items()},
             "eval": evals, "robustness": fpr, "policy": policy, "train": train, "val": val,
             "task": {"max_operand": p.cfg.max_operand, "train_pairs": p.cfg.train_pairs,

@@ -15,53 +15,56 @@ from nemo_thinkrm.evaluation.report import save_figure
 STAGE_LABELS = {"untrained": "untrained (random init)", "sft": "after warm-up SFT", "grpo": "after GRPO"}
 
 
+def stage_labels(cfg: QuickstartConfig) -> dict[str, str]:
+    if cfg.pretrained is None:
+        return STAGE_LABELS
+    return {**STAGE_LABELS, "untrained": f"{cfg.pretrained}, zero-shot"}
+
+
 def _pct(x: Optional[float]) -> str:
     return "–" if x is None else f"{100 * x:.1f} %"
 
 
 def render_report(cfg: QuickstartConfig, s: dict[str, Any], root: Path) -> str:
-    plots = make_plots(s, root / "plots")
+    labels = stage_labels(cfg)
+    plots = make_plots(s, root / "plots", labels)
     ev, pol, t = s["eval"], s["policy"], s["timings"]
     m = cfg.voting_m
+    judge = (f"The judge is a {cfg.model.num_layers}-layer, {cfg.model.hidden_size}-wide Llama-shaped model trained "
+             "from scratch." if cfg.pretrained is None else
+             f"The judge starts from the real pretrained model `{cfg.pretrained}` (`thinkrm models fetch`), in its own "
+             f"chat template and tokenizer, with the `{cfg.template}` judge template.")
     lines = [
         "# nemo-thinkrm quickstart report", "",
         f"The whole Think-RM pipeline at toy scale on CPU, in {s['seconds'] / 60:.1f} minutes. The task: "
-        f"*which of two responses gets `a + b` right* (0 ≤ a, b ≤ {cfg.max_operand}; the wrong one is off by 1-3). "
+        f"*which of two responses gets `a + b` right* (0 ≤ a, b ≤ {cfg.max_operand}; the wrong one is off by 1-3"
+        f"{'; responses explain their working' if cfg.wording == 'explained' else ''}). "
         f"{cfg.heldout_pairs} held-out pairs never occur in training, in either order; the arithmetic facts "
         "are shared, so the judge must recompute, compare and conclude on pairs it has not seen.", "",
-        f"The judge is a {cfg.model.num_layers}-layer, {cfg.model.hidden_size}-wide Llama-shaped model trained "
-        "from scratch. Its warm-up traces come from a **scripted teacher** (a rule that writes the reasoning a "
+        f"{judge} Its warm-up traces come from a **scripted teacher** (a rule that writes the reasoning a "
         "careful judge would), standing in for the strong LLM teacher Think-RM uses.", "",
         "## Held-out accuracy of the judge", "",
-        f"| judge | accuracy (mean of {m} samples, T={cfg.eval_temperature:g}) | voting@{m} | invalid verdicts |",
+        f"| judge | accuracy (mean of {m} sample{'s' * (m > 1)}, T={cfg.eval_temperature:g}) | voting@{m} | "
+        "invalid verdicts |",
         "|---|---|---|---|",
     ]
-    for key, label in STAGE_LABELS.items():
+    for key, label in labels.items():
         e = ev[key]
         lines.append(f"| {label} | {_pct(e['accuracy'])} | {_pct(e['voting'])} | {_pct(e['invalid_rate'])} |")
     fpr = s["robustness"]
     o = fpr["overall"]
     worst = max((k for k in fpr if k != "overall"), key=lambda k: fpr[k]["fpr"])
-    lines += ["", f"Chance is 50 %. {ev['sft']['n_pairs']} pairs × {m} samples per judge.", "",
+    lines += ["", f"Chance is 50 %. {ev['sft']['n_pairs']} pairs × {m} sample{'s' * (m > 1)} per judge.", "",
               "| judge | master-key false positives | key shown as A | key shown as B | invalid | worst key |",
               "|---|---|---|---|---|---|",
               f"| after GRPO | {_pct(o['fpr'])} of {o['n']} | {_pct(o['A'])} | {_pct(o['B'])} | "
               f"{_pct(o['invalid'])} | `{worst}` {_pct(fpr[worst]['fpr'])} |", "",
               f"A master key replaces the wrong response of a held-out pair with a content-free one (`:`, "
               f"`Thought process:`, `解`, a bare `<answer>A</answer>`, … {len(fpr) - 1} keys, in both positions; "
-              "`thinkrm robustness`, README \"Robustness\"); a false positive is a verdict for it.", "",
-              "## Pairwise RLHF of a tiny policy", "",
-              f"A {cfg.policy_model.num_layers}-layer policy is fine-tuned on answers that are wrong "
-              f"{100 * cfg.policy_error_rate:.0f} % of the time, then aligned for {cfg.rlhf_iters} steps with the "
-              "GRPO judge served by a local vLLM CPU server: the judge compares every pair of the policy's samples "
-              "in both orders and the preference matrix becomes the advantages.", "",
-              "| policy | greedy answers right (checked by rule, not by the judge) |", "|---|---|",
-              f"| after SFT on noisy answers | {_pct(pol['before']['accuracy'])} of {pol['before']['n']} questions |",
-              f"| after pairwise RLHF | {_pct(pol['after']['accuracy'])} of {pol['after']['n']} questions |", "",
-              f"{cfg.rlhf_iters} steps × 8 questions touch only part of the 100 questions, so this moves "
-              "little (and a few points either way are noise); the point is that the loop runs end to end "
-              "against a served judge. On a cluster the same commands run the 8B recipes (README).", "",
-              "## Curves", ""]
+              "`thinkrm robustness`, docs/robustness.md); a false positive is a verdict for it.", ""]
+    if pol is not None:
+        lines += policy_section(cfg, pol)
+    lines += ["## Curves", ""]
     lines += [f"![{p.stem}](plots/{p.name})" for p in plots]
     lines += ["", "## Where everything is", "", "| artefact | path |", "|---|---|"]
     for name, what in [("data/", "task pairs (train / held-out), policy data"),
@@ -74,13 +77,29 @@ def render_report(cfg: QuickstartConfig, s: dict[str, Any], root: Path) -> str:
                        ("policy_sft/, pairwise_rlhf/", "the policy's runs"),
                        ("logs/", "each stage's full log, the judge server logs"),
                        ("summary.json", "every number above")]:
+        if (cfg.pretrained is not None and name.startswith("judge_init")) or (pol is None and "policy" in name):
+            continue
         lines.append(f"| {what} | `{root / name.split(',')[0]}`{' …' if ',' in name else ''} |")
     lines += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v:.0f} |" for k, v in t.items()]
     return "\n".join(lines) + "\n"
 
 
-def make_plots(s: dict[str, Any], out: Path) -> list[Path]:
+def policy_section(cfg: QuickstartConfig, pol: dict[str, Any]) -> list[str]:
+    return ["## Pairwise RLHF of a tiny policy", "",
+            f"A {cfg.policy_model.num_layers}-layer policy is fine-tuned on answers that are wrong "
+            f"{100 * cfg.policy_error_rate:.0f} % of the time, then aligned for {cfg.rlhf_iters} steps with the "
+            "GRPO judge served by a local vLLM CPU server: the judge compares every pair of the policy's samples "
+            "in both orders and the preference matrix becomes the advantages.", "",
+            "| policy | greedy answers right (checked by rule, not by the judge) |", "|---|---|",
+            f"| after SFT on noisy answers | {_pct(pol['before']['accuracy'])} of {pol['before']['n']} questions |",
+            f"| after pairwise RLHF | {_pct(pol['after']['accuracy'])} of {pol['after']['n']} questions |", "",
+            f"{cfg.rlhf_iters} steps × 8 questions touch only part of the 100 questions, so this moves "
+            "little (and a few points either way are noise); the point is that the loop runs end to end "
+            "against a served judge. On a cluster the same commands run the 8B recipes (README.md).", ""]
+
+
+def make_plots(s: dict[str, Any], out: Path, labels: dict[str, str] = STAGE_LABELS) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -95,7 +114,7 @@ def make_plots(s: dict[str, Any], out: Path) -> list[Path]:
     ax.bar([i - 0.2 for i in x], [100 * s["eval"][n]["accuracy"] for n in names], 0.4, label="accuracy")
     ax.bar([i + 0.2 for i in x], [100 * (s["eval"][n]["voting"] or 0) for n in names], 0.4, label="voting@m")
     ax.axhline(50, color="grey", ls="--", lw=1)
-    ax.set_xticks(list(x), [STAGE_LABELS[n] for n in names])
+    ax.set_xticks(list(x), [labels[n] for n in names])
     ax.set_ylabel("held-out accuracy %")
     ax.set_ylim(0, 100)
     ax.legend()

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """The GPU smoke run: the first minutes on a lent GPU, prepared and rehearsed on CPU.
 
-The device machine (see the device tool's README) has CUDA PyTorch and transformers but no
-megatron-core, Hydra or OmegaConf, and no registry: ``tools/gpu_smoke.sh`` installs the wheels
+On a bare GPU machine (CUDA PyTorch and transformers; no megatron-core, Hydra or OmegaConf,
+no registry) ``tools/gpu_smoke.sh`` installs the wheels
 carried in ``.whl/`` into ``.gpu_deps/`` and runs this file. Steps, each a subprocess with its
 own time limit, one GPU, NCCL:
 

@@ -10,8 +10,8 @@ Two input kinds, so two entry points (one signature per kind):
   separate function (not a registry entry) because its input type differs.
   Build ``d`` with ``pairwise_scores`` → ``preference_matrix``.
 
-Plus two helpers used by every trainer: ``broadcast_to_tokens`` and
-``drop_uniform_groups``. Nothing here communicates; groups are rows.
+Plus two helpers: ``broadcast_to_tokens`` (one advantage per sample onto its response tokens) and
+``drop_uniform_groups`` (GRPO's filter for groups that teach nothing). Nothing here communicates; groups are rows.
 """
 
 from __future__ import annotations

@@ -14,18 +14,9 @@ import shutil
 from pathlib import Path
 from typing import Iterator
 
-import torch.distributed as dist
+from nemo_thinkrm.runtime.distributed import barrier, global_rank
 
 TMP_PREFIX = ".tmp-"
-
-
-def _rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
-
-
-def barrier() -> None:
-    if dist.is_initialized() and dist.get_world_size() > 1:
-        dist.barrier()
 
 
 @contextlib.contextmanager
@@ -36,7 +27,7 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
     """
     final = Path(final)
     tmp = final.parent / f"{TMP_PREFIX}{final.name}"
-    if _rank() == 0:
+    if global_rank() == 0:
         if final.exists() and not overwrite:
             raise FileExistsError(f"{final} already exists; remove it or choose another output path")
         if tmp.exists():
@@ -45,7 +36,7 @@ def atomic_directory(final: str | os.PathLike, overwrite: bool = False) -> Itera
     barrier()
     yield tmp
     barrier()
-    if _rank() == 0:
+    if global_rank() == 0:
         if final.exists():
             old = final.parent / f"{TMP_PREFIX}old-{final.name}"
             os.replace(final, old)

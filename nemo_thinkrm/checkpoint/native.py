@@ -26,10 +26,11 @@ from typing import Any, Optional
 import torch
 import yaml
 
-from nemo_thinkrm.checkpoint.atomic import atomic_directory, barrier
+from nemo_thinkrm.checkpoint.atomic import atomic_directory
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig, RopeScalingConfig, TokenizerConfig
 from nemo_thinkrm.runtime.distributed import is_rank0
+from nemo_thinkrm.runtime.distributed import barrier
 
 logger = logging.getLogger(__name__)
 

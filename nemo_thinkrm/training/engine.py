@@ -10,7 +10,7 @@ Loss normalisation: the engine sets megatron's
 units it sums over (tokens, or sequences for sequence-mean losses); megatron
 all-reduces the counts over data-parallel ranks and divides the gradients by the
 global count. So the gradient is the same for any micro-batch size, number of
-micro-batches or DP size — tested in ``tests/dist``.
+micro-batches or DP size (``tests/sft/test_sft_training.py``, 2 processes).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.optim import OptimConfig
 from nemo_thinkrm.config.parallel import ParallelConfig, RecomputeConfig
 from nemo_thinkrm.models.builder import build_gpt_model
-from nemo_thinkrm.runtime.device import collective_device, to_device
+from nemo_thinkrm.runtime.device import collective_device, cuda_available, to_device
 
 Batch = dict[str, torch.Tensor]
 LossFn = Callable[[Batch, torch.Tensor], tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]]
@@ -69,6 +69,11 @@ def unwrap(chunk: torch.nn.Module) -> torch.nn.Module:
     while hasattr(chunk, "module"):
         chunk = chunk.module
     return chunk
+
+
+def uses_te_layers(chunks: list[torch.nn.Module]) -> bool:
+    """Whether the model runs Transformer Engine layers on a GPU: packed rows then go as THD."""
+    return cuda_available() and getattr(unwrap(chunks[0]), "layer_backend", "local") == "te"
 
 
 def build_optimizer(chunks: list[torch.nn.Module], optim: OptimConfig, parallel: ParallelConfig,

