@@ -41,7 +41,7 @@ def megatron_sampler(chunks, tok, prompts: list[str], new: int, batch: int, kv_c
                               [], stop_strings=[])
     reqs = [GenerationRequest(f"r{i}", p, seed=i) for i, p in enumerate(prompts)]
     t0 = time.time()
-    out = sampler.sample(reqs)
+    out = sampler.generate(reqs)
     return sum(len(o.output_ids) for o in out) / (time.time() - t0)
 
 
@@ -64,17 +64,17 @@ def hf_generate(hf_dir: Path, tok, prompts: list[str], new: int, batch: int) -> 
 def vllm_engine(hf_dir: Path, tok, module, cfg, prompts: list[str], new: int) -> tuple[float, float]:
     from nemo_thinkrm.config.generation import GenerationConfig
     from nemo_thinkrm.generation.interface import GenerationRequest
-    from nemo_thinkrm.generation.vllm_rollout import VLLMRolloutEngine
+    from nemo_thinkrm.generation.vllm_engine import VLLMRolloutEngine
 
     engine = VLLMRolloutEngine(str(hf_dir), tok, GenerationConfig(temperature=0.0, max_new_tokens=new), [], [],
                                max_model_len=512, dtype="float32")
     reqs = [GenerationRequest(f"r{i}", p, seed=i) for i, p in enumerate(prompts)]
-    engine.sample(reqs[:2])  # warm-up: first-call compilation and cache set-up
+    engine.generate(reqs[:2])  # warm-up: first-call compilation and cache set-up
     t0 = time.time()
     engine.load_weights_from(module, cfg)
     refit = time.time() - t0
     t0 = time.time()
-    out = engine.sample(reqs)
+    out = engine.generate(reqs)
     return sum(len(o.output_ids) for o in out) / (time.time() - t0), refit
 
 
@@ -91,7 +91,7 @@ def main() -> None:
     from nemo_thinkrm.config.model import TokenizerConfig
     from nemo_thinkrm.config.parallel import ParallelConfig
     from nemo_thinkrm.models.loading import load_hf_weights, model_config_for_hf_dir
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
+    from nemo_thinkrm.examples.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
     from nemo_thinkrm.models.tokenizer import load_tokenizer
     from nemo_thinkrm.runtime.distributed import init_distributed
     from nemo_thinkrm.training.engine import build_engine_model, unwrap

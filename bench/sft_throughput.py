@@ -133,7 +133,7 @@ SHAPES = {"default": dict(layers=2, hidden=128, ffn=256, seq=1024, heads=4, kv=2
 
 def run_shape(name: str, shape: dict, args, work: Path, peak: float) -> None:
     from nemo_thinkrm.config.model import TokenizerConfig
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
+    from nemo_thinkrm.examples.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
     from nemo_thinkrm.models.tokenizer import load_tokenizer
 
     work = work / name

@@ -21,7 +21,7 @@ from nemo_thinkrm.config.errors import ConfigError, InjectedFault
 from nemo_thinkrm.config.stages import register_schemas
 from nemo_thinkrm.runtime.launch import launcher_rank
 from nemo_thinkrm.runtime.run_lock import RunLock
-from nemo_thinkrm.stages import STAGES, Stage
+from nemo_thinkrm.config.registry import STAGES, Stage
 
 CONF_DIR = Path(os.environ.get("THINKRM_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
 
@@ -38,10 +38,7 @@ examples:
 
 
 def _usage() -> str:
-    rows = []
-    for s in STAGES.values():
-        status = "" if s.runner else f"  (not built yet: issue {s.issue})"
-        rows.append(f"  {s.name:<14} {s.summary}{status}")
+    rows = [f"  {s.name:<14} {s.summary}" for s in map(STAGES.get, STAGES)]
     return USAGE.format(stages="\n".join(rows))
 
 
@@ -51,14 +48,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(_usage())
         return 0
     name, rest = argv[0], argv[1:]
-    stage = STAGES.get(name) or STAGES.get(name.replace("_", "-"))
-    if stage is None:
-        print(f"error: unknown stage {name!r}; choose one of: {', '.join(STAGES)}", file=sys.stderr)
+    name = name if name in STAGES else name.replace("_", "-")
+    if name not in STAGES:
+        print(f"error: unknown stage {argv[0]!r}; choose one of: {', '.join(STAGES)}", file=sys.stderr)
         return 2
-    if stage.runner is None:
-        print(f"error: stage {stage.name!r} is not built yet (issue {stage.issue}); "
-              f"built stages: {', '.join(s.name for s in STAGES.values() if s.runner)}", file=sys.stderr)
-        return 2
+    stage = STAGES.get(name)
     if stage.config_name is None:
         try:
             return int(stage.load_runner()(rest) or 0)

@@ -23,7 +23,7 @@ from tests.helpers import VARIANTS  # noqa: E402  (after the offline switches ab
 @pytest.fixture(scope="session")
 def tiny_hf_dirs(tmp_path_factory) -> dict[str, Path]:
     """One tiny random 🤗 checkpoint per variant (initializer_range 0.1, perturbed norms)."""
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
+    from nemo_thinkrm.examples.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
 
     root = tmp_path_factory.mktemp("hf")
     return {name: save_tiny_hf_checkpoint(tiny_model_config(**kw), root / name, seed=i)

@@ -166,7 +166,7 @@ def step_parity(out: Path) -> None:
     from nemo_thinkrm.config.parallel import ParallelConfig
     from nemo_thinkrm.models.builder import build_gpt_model
     from nemo_thinkrm.training.parity import megatron_logits, megatron_vs_hf_logits
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
+    from nemo_thinkrm.examples.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
     from nemo_thinkrm.runtime.distributed import init_distributed
 
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -271,7 +271,7 @@ def step_paths(out: Path) -> None:
     from nemo_thinkrm.config.parallel import ParallelConfig
     from nemo_thinkrm.generation.refit import iter_hf_weights
     from nemo_thinkrm.models.builder import build_gpt_model
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
+    from nemo_thinkrm.examples.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
     from nemo_thinkrm.runtime.device import offload_module, place_module
     from nemo_thinkrm.runtime.distributed import init_distributed
     from nemo_thinkrm.trainers.policy import reference_on_device

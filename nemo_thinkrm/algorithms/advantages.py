@@ -1,14 +1,13 @@
 """Group advantages for GRPO (pointwise rewards) and Think-RM's pairwise RLHF.
 
-Two input kinds, so two entry points (one signature per kind):
+Every estimator (``config/registry.py: ADVANTAGES``) reads one kind of score and says which in its
+``reads`` attribute (``trainers/policy.py: Scores`` has both fields):
 
-* ``ADVANTAGES`` registry — pointwise rewards: every entry is
-  ``fn(rewards: Tensor[num_groups, G], **options) -> Tensor[num_groups, G]``.
-  Built-in: "grpo".
-* ``pairwise_advantages(d: Tensor[num_groups, G, G])`` — Think-RM's pairwise
-  RLHF, whose input is a skew-symmetric preference matrix, not rewards. It is a
-  separate function (not a registry entry) because its input type differs.
-  Build ``d`` with ``pairwise_scores`` → ``preference_matrix``.
+* ``"rewards"`` — pointwise rewards ``Tensor[num_groups, G]``: "grpo".
+* ``"preferences"`` — a skew-symmetric preference matrix ``Tensor[num_groups, G, G]`` (Think-RM's
+  pairwise RLHF; build it with ``pairwise_scores`` → ``preference_matrix``): "pairwise".
+
+Each returns ``Tensor[num_groups, G]``.
 
 Plus two helpers: ``broadcast_to_tokens`` (one advantage per sample onto its response tokens) and
 ``drop_uniform_groups`` (GRPO's filter for groups that teach nothing). Nothing here communicates; groups are rows.
@@ -21,13 +20,10 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from nemo_thinkrm.algorithms.registry import Registry
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.genrm.verdict import Verdict, check_mode
 
 AdvantageFn = Callable[..., torch.Tensor]
-
-ADVANTAGES: Registry[AdvantageFn] = Registry("advantage estimator")
 
 
 # --------------------------------------------------------------------------- checks
@@ -56,7 +52,6 @@ def _uniform(rewards: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- pointwise
 
 
-@ADVANTAGES.register("grpo")
 def grpo_advantages(rewards: torch.Tensor, *, scale_by_std: bool = True, eps: float = 1e-6) -> torch.Tensor:
     """GRPO's group-relative advantage: A_i = (r_i − mean_g(r)) / (std_g(r) + eps).
 
@@ -217,7 +212,7 @@ def _pair_indices(pairs: Sequence[tuple[int, int]], G: int, average_repeats: boo
     return torch.tensor(forward, dtype=torch.long), torch.tensor(backward, dtype=torch.long)
 
 
-def pairwise_advantages(d: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+def pairwise_advantages(d: torch.Tensor, *, scale_by_std: bool = True, eps: float = 1e-6) -> torch.Tensor:
     """Think-RM's pairwise GRPO advantage from a skew-symmetric preference matrix.
 
     For a group of G responses with d_ij = −d_ji (d_ii = 0; d_ij > 0 when i is
@@ -233,7 +228,7 @@ def pairwise_advantages(d: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     numerator is r_i − mean(r) and the root is the unbiased std of r, so it
     reduces to GRPO's advantage — the pairwise judge never has to produce r.
     The advantages of a group sum to 0 (skew symmetry); an all-tie group
-    (d = 0) gives exactly 0 / sqrt(eps) = 0.
+    (d = 0) gives exactly 0 / sqrt(eps) = 0. ``scale_by_std=False`` keeps the numerator alone.
     """
     if not isinstance(d, torch.Tensor) or d.dim() != 3 or d.shape[1] != d.shape[2]:
         raise ConfigError(f"d must be a [num_groups, G, G] tensor, got {_describe(d)}")
@@ -249,8 +244,14 @@ def pairwise_advantages(d: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     if not torch.allclose(d, -d.transpose(-1, -2), rtol=1e-5, atol=1e-6):
         raise ConfigError("the preference matrix must be skew-symmetric (d_ji = -d_ij, zero diagonal)")
     numerator = d.sum(dim=-1) / G
+    if not scale_by_std:  # like GRPO's option: the mean preference alone (r_i − mean(r) when d_ij = r_i − r_j)
+        return numerator
     mean_square = d.square().sum(dim=(-2, -1)) / (2 * G * (G - 1))
     denominator = torch.sqrt(mean_square + eps).unsqueeze(-1)
     # Only reachable with eps = 0: an all-tie group would be 0/0; it carries no signal.
     safe = torch.where(denominator > 0, denominator, torch.ones_like(denominator))
     return torch.where(denominator > 0, numerator / safe, torch.zeros_like(numerator))
+
+
+grpo_advantages.reads = "rewards"  # type: ignore[attr-defined]
+pairwise_advantages.reads = "preferences"  # type: ignore[attr-defined]

@@ -20,12 +20,9 @@ from typing import Callable
 
 import torch
 
-from nemo_thinkrm.algorithms.registry import Registry
 from nemo_thinkrm.config.errors import ConfigError
 
 KLEstimator = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-KL_ESTIMATORS: Registry[KLEstimator] = Registry("KL estimator")
 
 # exp(20) ≈ 4.9e8 is finite in float32/bfloat16 and far past any ratio a healthy
 # run produces; beyond it the estimator only carries noise.
@@ -38,21 +35,18 @@ def _check_shapes(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> None:
                           "differ in shape")
 
 
-@KL_ESTIMATORS.register("k1")
 def k1(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:
     """``logprob − ref_logprob``: the plain log-ratio (verl "kl")."""
     _check_shapes(logprob, ref_logprob)
     return logprob - ref_logprob
 
 
-@KL_ESTIMATORS.register("k2")
 def k2(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:
     """``½ (logprob − ref_logprob)²`` (verl "mse")."""
     _check_shapes(logprob, ref_logprob)
     return 0.5 * (logprob - ref_logprob).square()
 
 
-@KL_ESTIMATORS.register("k3")
 def k3(logprob: torch.Tensor, ref_logprob: torch.Tensor) -> torch.Tensor:
     """``exp(r) − r − 1`` with ``r = ref_logprob − logprob`` clamped to [−20, 20].
 

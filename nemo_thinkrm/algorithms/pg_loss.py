@@ -40,8 +40,9 @@ from typing import Optional
 
 import torch
 
-from nemo_thinkrm.algorithms.kl import KL_ESTIMATORS, KLEstimator
+from nemo_thinkrm.algorithms.kl import KLEstimator
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.registry import AGGREGATIONS, KL_ESTIMATORS
 from nemo_thinkrm.config.rl import check_pg_options
 
 # Past |log ρ| = 20 the ratio (≈ 4.9e8) is clipped for the objective anyway; the
@@ -85,7 +86,7 @@ def clipped_pg_loss(batch: dict[str, torch.Tensor], logprob: torch.Tensor, *, cl
         stats["kl_sum"] = _masked_sum(kl, mask).detach()
     per_token = torch.where(mask, per_token, torch.zeros_like(per_token))
 
-    loss_sum, count = _aggregate(per_token, mask, aggregation)
+    loss_sum, count = AGGREGATIONS.get(aggregation)(per_token, mask)
     tokens = mask.sum()
     stats.update({
         "loss_sum": loss_sum.detach(),
@@ -144,11 +145,13 @@ def _masked_sum(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(mask, values, torch.zeros_like(values)).sum()
 
 
-def _aggregate(per_token: torch.Tensor, mask: torch.Tensor, aggregation: str
-               ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(loss_sum, count) for the aggregation; ``per_token`` is already 0 off the mask."""
-    if aggregation == "token_mean":
-        return per_token.sum(), mask.sum().to(torch.int)
+def token_mean(per_token: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss_sum, count): every response token weighs the same (``per_token`` is already 0 off the mask)."""
+    return per_token.sum(), mask.sum().to(torch.int)
+
+
+def seq_mean_token_mean(per_token: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(loss_sum, count): the mean over each sequence's tokens, then every sequence weighs the same."""
     n_tokens = mask.sum(dim=-1)
     per_seq = per_token.sum(dim=-1) / n_tokens.clamp(min=1).to(per_token.dtype)
     return per_seq.sum(), (n_tokens > 0).sum().to(torch.int)

@@ -1,4 +1,4 @@
-"""Rule-based rewards for a judge's generated text, behind the ``REWARDS`` registry.
+"""Rule-based rewards for a judge's generated text (``config/registry.py: REWARDS`` names them).
 
 Every reward has one signature::
 
@@ -26,8 +26,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Mapping, Optional, Protocol
 
-from nemo_thinkrm.algorithms.registry import Registry
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.registry import REWARDS
 from nemo_thinkrm.genrm.scoring import Label, binary_reward, multiclass_reward
 from nemo_thinkrm.genrm.verdict import CLOSE_TAG, OPEN_TAG, check_mode, check_strength, parse_verdict
 
@@ -40,10 +40,6 @@ class RewardFn(Protocol):
     def __call__(self, output_text: str, label: Label, *, mode: str, **kwargs: Any) -> float: ...
 
 
-REWARDS: Registry[RewardFn] = Registry("reward")
-
-
-@REWARDS.register("binary")
 def binary(output_text: str, label: Label, *, mode: str, **kwargs: Any) -> float:
     """1.0 when the final verdict prefers the labelled response, 0.0 when wrong or invalid.
 
@@ -52,7 +48,6 @@ def binary(output_text: str, label: Label, *, mode: str, **kwargs: Any) -> float
     return binary_reward(parse_verdict(output_text, check_mode(mode)), label)
 
 
-@REWARDS.register("multiclass")
 def multiclass(output_text: str, label: Label, *, mode: str, **kwargs: Any) -> float:
     """1.0 exact strength, 0.5 right sign only, 0.0 otherwise or invalid.
 
@@ -75,7 +70,6 @@ def _last_block_start(text: str) -> Optional[int]:
     return None if start < 0 else start
 
 
-@REWARDS.register("format_bonus")
 def format_bonus(output_text: str, label: Label, *, mode: str, **kwargs: Any) -> float:
     """1.0 for a well-formed "think, then answer" output with a readable verdict, else 0.0.
 
@@ -92,7 +86,6 @@ def format_bonus(output_text: str, label: Label, *, mode: str, **kwargs: Any) ->
     return 1.0 if output_text.find(THINK_CLOSE_TAG) + len(THINK_CLOSE_TAG) <= start else 0.0
 
 
-@REWARDS.register("length_penalty")
 def length_penalty(output_text: str, label: Label, *, mode: str, n_tokens: Optional[int] = None,
                    target: Optional[int] = None, **kwargs: Any) -> float:
     """−min(1, max(0, n_tokens − target) / target): 0 up to ``target`` tokens, −1 at twice it.

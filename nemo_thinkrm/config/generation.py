@@ -6,12 +6,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
-
-ENGINE_NAMES = ("vllm", "openai", "hf", "scripted")
-SCORER_NAMES = ("reward_model",)
-"""Judges that score instead of generating (``generation/reward_scorer.py``): eval and robustness only."""
-ROLLOUT_ENGINE_NAMES = ("megatron", "vllm")
-"""RL rollout engines (``generation/interface.py: ROLLOUT_ENGINES``)."""
+from nemo_thinkrm.config.registry import ENGINES, SCORERS
 
 
 @dataclass
@@ -51,8 +46,8 @@ class GenerationConfig:
     """megatron rollout sampler: KV-cached decoding (false: recompute the whole sequence every token)."""
 
     def validate(self) -> None:
-        if self.backend not in ENGINE_NAMES + SCORER_NAMES:
-            raise ConfigError(f"generation.backend={self.backend!r} is not one of {list(ENGINE_NAMES + SCORER_NAMES)}")
+        if self.backend not in SCORERS:
+            ENGINES.check(self.backend, "generation.backend")
         if self.backend == "openai" and not self.endpoints:
             raise ConfigError("generation.backend=openai needs generation.endpoints (URLs or an endpoints file)")
         self.check_sampling()

@@ -3,8 +3,7 @@
 Torch-free on purpose: ``PolicyRLConfig.validate`` calls ``check_pg_options`` before any
 model is built, so a mistyped ``kl_estimator`` fails at start-up, not inside the loss
 after the first rollout; ``algorithms/pg_loss.py`` calls the same function for direct
-use. The names are the keys of ``algorithms/kl.py: KL_ESTIMATORS`` and the branches of
-``algorithms/pg_loss.py: _aggregate`` (a test keeps them equal).
+use. The names are checked against ``config/registry.py``.
 """
 
 from __future__ import annotations
@@ -13,9 +12,7 @@ import math
 from typing import Optional
 
 from nemo_thinkrm.config.errors import ConfigError
-
-KL_ESTIMATOR_NAMES: tuple[str, ...] = ("k1", "k2", "k3")
-AGGREGATIONS: tuple[str, ...] = ("token_mean", "seq_mean_token_mean")
+from nemo_thinkrm.config.registry import AGGREGATIONS, KL_ESTIMATORS
 
 
 def _number(x: object) -> bool:
@@ -34,8 +31,6 @@ def check_pg_options(clip_eps: float, clip_eps_high: Optional[float], dual_clip_
         raise ConfigError(f"dual_clip_c must be > 1 (it caps the ratio for A < 0), got {dual_clip_c!r}")
     if not _number(kl_coef) or kl_coef < 0:
         raise ConfigError(f"kl_coef must be a finite number >= 0, got {kl_coef!r}")
-    if aggregation not in AGGREGATIONS:
-        raise ConfigError(f"unknown loss aggregation {aggregation!r}; valid: {list(AGGREGATIONS)}")
-    if kl_estimator not in KL_ESTIMATOR_NAMES:
-        raise ConfigError(f"unknown KL estimator {kl_estimator!r}; valid names: {list(KL_ESTIMATOR_NAMES)}")
+    AGGREGATIONS.check(aggregation, "aggregation")
+    KL_ESTIMATORS.check(kl_estimator, "kl_estimator")
     return float(clip_eps), float(eps_high)

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.generation import ROLLOUT_ENGINE_NAMES, SCORER_NAMES, GenerationConfig
+from nemo_thinkrm.config.generation import GenerationConfig
+from nemo_thinkrm.config.registry import ADVANTAGES, PAIRWISE_JUDGES, REWARDS, ROLLOUT_ENGINES, SCORERS
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.optim import OptimConfig
 from nemo_thinkrm.config.parallel import ParallelConfig, RecomputeConfig
@@ -244,7 +245,7 @@ class BestOfNConfig(RunConfig):
             raise ConfigError("data_path is required (candidate sets, or builtin:arithmetic:N)")
         if self.strategy not in RANKING_STRATEGIES:
             raise ConfigError(f"strategy={self.strategy!r} is not one of {list(RANKING_STRATEGIES)}")
-        scorer = self.generation.backend in SCORER_NAMES
+        scorer = self.generation.backend in SCORERS
         if scorer != (self.strategy == "scores"):
             raise ConfigError(f"strategy={self.strategy!r} with generation.backend={self.generation.backend!r}: a "
                               "reward model ranks by its scores (strategy=scores), a generative judge by "
@@ -301,7 +302,14 @@ class PolicyRLConfig(TrainConfig):
     kl_coef: float = 1.0e-3
     kl_estimator: str = "k3"
     aggregation: str = "token_mean"
-    """token_mean or seq_mean_token_mean."""
+    """A name in ``config/registry.py: AGGREGATIONS``: token_mean or seq_mean_token_mean."""
+    advantage: str = "grpo"
+    """A name in ``config/registry.py: ADVANTAGES``; it must read the kind of score the recipe's reward
+    source gives (grpo: per-sample rewards; pairwise: a preference matrix)."""
+    scale_by_std: bool = True
+    """Divide by the group's spread (GRPO's std; the pairwise root); false: the centred score alone."""
+    drop_uniform_groups: bool = False
+    """Zero the advantages of groups whose rewards are all equal (no signal) — beyond the paper."""
     ppo_epochs: int = 1
     offload_reference: bool = True
     """GPU: keep the frozen reference's weights in host memory between its one use per step
@@ -316,8 +324,8 @@ class PolicyRLConfig(TrainConfig):
         if self.parallel.context_parallel_size > 1:
             raise ConfigError("parallel.context_parallel_size > 1 is for SFT on long traces; rollouts and "
                               "log-probs of GRPO / pairwise RLHF are not split over CP ranks — use TP/PP/DP")
-        if self.rollout_engine not in ROLLOUT_ENGINE_NAMES:
-            raise ConfigError(f"rollout_engine={self.rollout_engine!r} is not one of {list(ROLLOUT_ENGINE_NAMES)}")
+        ROLLOUT_ENGINES.check(self.rollout_engine, "rollout_engine")
+        ADVANTAGES.check(self.advantage, "advantage")
         check_pg_options(self.clip_eps, self.clip_eps_high, self.dual_clip_c, self.kl_coef, self.aggregation,
                          self.kl_estimator)
         self.generation.check_sampling()
@@ -346,17 +354,16 @@ class GRPOConfig(PolicyRLConfig):
     template: str = "reasoning_binary"
     swap: str = "random"
     reward: str = "binary"
-    """A name in algorithms/rewards.py REWARDS: binary (1/0) or multiclass (1 / 0.5 / 0) reproduce the paper."""
+    """A name in ``config/registry.py: REWARDS``: binary (1/0) or multiclass (1 / 0.5 / 0) reproduce the paper."""
     reward_weights: Dict[str, float] = field(default_factory=dict)
     """Instead of ``reward``: a weighted sum of registered rewards, e.g. ``{binary: 1.0, format_bonus: 0.1}``."""
-    advantage: str = "grpo"
-    """A name in algorithms/advantages.py ADVANTAGES (pointwise group advantages)."""
     prompts_per_step: int = 512
     group_size: int = 8
     kl_coef: float = 1.0e-4
-    scale_by_std: bool = True
-    drop_uniform_groups: bool = False
-    """Skip groups whose rewards are all equal (no signal) — beyond the paper."""
+    def validate(self) -> None:
+        super().validate()
+        for name in (dict(self.reward_weights) or {self.reward: 1.0}):
+            REWARDS.check(name, "reward_weights" if self.reward_weights else "reward")
 
 
 @dataclass
@@ -396,9 +403,6 @@ class JudgeConfig:
     """Persist the cache as JSONL (default: run_dir/judge_cache.jsonl when cache is on)."""
 
 
-JUDGE_KINDS = ("genrm", "reward_model")
-
-
 @dataclass
 class PairwiseRLHFConfig(PolicyRLConfig):
     """Policy optimisation from pairwise judge verdicts (Think-RM's pairwise RLHF)."""
@@ -406,13 +410,13 @@ class PairwiseRLHFConfig(PolicyRLConfig):
     prompt_path: Optional[str] = None
     """Chat prompts (JSONL/parquet): "prompt" (text) or "messages" ending with the user turn."""
     judge: JudgeConfig = field(default_factory=JudgeConfig)
+    advantage: str = "pairwise"
 
     def validate(self) -> None:
         super().validate()
         if not self.prompt_path:
             raise ConfigError("prompt_path is required (chat prompts, JSONL/parquet)")
-        if self.judge.kind not in JUDGE_KINDS:
-            raise ConfigError(f"judge.kind={self.judge.kind!r} is not one of {list(JUDGE_KINDS)}")
+        PAIRWISE_JUDGES.check(self.judge.kind, "judge.kind")
         if self.judge.kind == "reward_model":
             if not self.judge.model:
                 raise ConfigError("judge.kind=reward_model needs judge.model (a thinkrm rm run, native checkpoint "
@@ -482,8 +486,7 @@ class QuickstartConfig(RunConfig):
             raise ConfigError(f"wording={self.wording!r} is not one of ['short', 'explained']")
         if self.judge_engine not in ("hf", "vllm"):
             raise ConfigError(f"judge_engine={self.judge_engine!r} is not one of ['hf', 'vllm']")
-        if self.rollout_engine not in ROLLOUT_ENGINE_NAMES:
-            raise ConfigError(f"rollout_engine={self.rollout_engine!r} is not one of {list(ROLLOUT_ENGINE_NAMES)}")
+        ROLLOUT_ENGINES.check(self.rollout_engine, "rollout_engine")
         if self.eval_temperature < 0:
             raise ConfigError(f"eval_temperature must be >= 0, got {self.eval_temperature}")
         if not 0 <= self.policy_error_rate <= 1:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
-from nemo_thinkrm.config.generation import SCORER_NAMES
+from nemo_thinkrm.config.registry import SCORERS
 from nemo_thinkrm.config.stages import BestOfNConfig
 from nemo_thinkrm.data.candidates import CandidateSet, load_candidate_sets
 from nemo_thinkrm.evaluation.predictions import append_rows, read_rows
@@ -163,7 +163,7 @@ def run(cfg: BestOfNConfig) -> dict[str, Any]:
     todo = [it for it in items if it.id not in done]
     logger.info("%d candidate sets (%d already ranked in %s), strategy %s", len(items), len(items) - len(todo),
                 FILENAME, cfg.strategy)
-    engine = ScoreAsker if cfg.generation.backend in SCORER_NAMES else PairwiseAsker
+    engine = ScoreAsker if cfg.generation.backend in SCORERS else PairwiseAsker
     asker = engine(cfg, judge_path) if todo else None
     t0 = time.time()
     try:

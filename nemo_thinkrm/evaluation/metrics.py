@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.evaluation.benchmarks import BENCHMARKS
+from nemo_thinkrm.config.registry import BENCHMARK_METRICS
 from nemo_thinkrm.data.records import SCORE_TAGS, SCORES_ONLY
 from nemo_thinkrm.genrm import TIE, ScoredSample, parse_verdict, score_sample, summarize
 
@@ -62,7 +62,7 @@ def compute_metrics(rows: Sequence[dict], mode: Optional[str] = None, dataset: O
     metrics = summarize(samples, group_keys=group_keys)
     metrics["failed_requests"] = len(failed)
     metrics["ties"] = sum(1 for s in samples if s.verdict.tie)
-    if dataset in BENCHMARKS:
-        metrics.update(BENCHMARKS[dataset](metrics, all_rows))
+    if dataset in BENCHMARK_METRICS:
+        metrics.update(BENCHMARK_METRICS.get(dataset)(metrics, all_rows))
     metrics.update(extra or {})
     return metrics

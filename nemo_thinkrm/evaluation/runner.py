@@ -1,8 +1,10 @@
 """``thinkrm eval``: judge a preference benchmark and write predictions, metrics and a report.
 
 Phases (each a short function): load data → render prompts (over-length rows set
-aside and reported) → generate the requests not already in ``predictions.jsonl``
-(resume) chunk by chunk → score → report.
+aside and reported) → judge the requests not already in ``predictions.jsonl``
+(resume) chunk by chunk → score → report. Prompts are rendered and verdicts read by the one
+generative judge of response pairs (``generation/judge.py: PairJudge``) that best-of-N and
+pairwise RLHF ask through too; robustness and synth run these same phases.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Callable, Optional
 from nemo_thinkrm.checkpoint.convert import hf_dir_for
 from nemo_thinkrm.checkpoint.start import tokenizer_for
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.generation import SCORER_NAMES
+from nemo_thinkrm.config.registry import SCORERS
 from nemo_thinkrm.config.stages import EvalConfig
 from nemo_thinkrm.data.preference import load_preference_data
 from nemo_thinkrm.data.records import SCORES_ONLY
@@ -27,9 +29,9 @@ from nemo_thinkrm.evaluation.metrics import compute_metrics
 from nemo_thinkrm.evaluation.prompts import request_id, requests_for
 from nemo_thinkrm.evaluation.report import write_report
 from nemo_thinkrm.generation.interface import build_generator
-from nemo_thinkrm.genrm import load_template, parse_verdict
+from nemo_thinkrm.generation.judge import PairJudge
+from nemo_thinkrm.genrm import load_template
 from nemo_thinkrm.genrm.prompts import JudgePrompt, build_prompts, split_over_length
-from nemo_thinkrm.models.tokenizer import chat_renderer
 from nemo_thinkrm.training.resume import write_run_config
 
 logger = logging.getLogger("nemo_thinkrm.eval")
@@ -45,6 +47,7 @@ class PreparedRun:
     prompts: list[JudgePrompt]
     over_length: list[str]
     load_note: str
+    judge: PairJudge
     records: list = field(default_factory=list)
     """The pairs judged (after ``transform``): what a reward model scores."""
 
@@ -57,7 +60,7 @@ def prepare(cfg: EvalConfig, transform: Optional[Callable[[list], list]] = None)
     judge_path = resolve_judge_model(cfg, run_dir)
     template, tokenizer, records, load_note = load_inputs(cfg, judge_path)
     write_run_config(cfg)  # with the tokenizer the judge reads
-    if cfg.generation.backend not in SCORER_NAMES:
+    if cfg.generation.backend not in SCORERS:
         scores_only = [r for r in records if r.tags.get(SCORES_ONLY)]
         if scores_only:
             records = [r for r in records if not r.tags.get(SCORES_ONLY)]
@@ -68,20 +71,21 @@ def prepare(cfg: EvalConfig, transform: Optional[Callable[[list], list]] = None)
                            len(scores_only))
     if transform is not None:
         records = transform(records)
-    render, count = chat_renderer(tokenizer, cfg.model.tokenizer.think_prefix)
-    prompts = build_prompts(records, template, render, count, seed=cfg.seed, swap=cfg.swap)
+    judge = PairJudge(template, tokenizer, cfg.model.tokenizer.think_prefix, ask=None,
+                      max_prompt_tokens=cfg.max_prompt_tokens)
+    prompts = build_prompts(records, template, judge.render, judge.count, seed=cfg.seed, swap=cfg.swap)
     prompts, over_length = split_over_length(prompts, cfg.max_prompt_tokens)
     if over_length:
         logger.warning("%d pairs have prompts longer than max_prompt_tokens=%d; they are reported, not judged",
                        len(over_length), cfg.max_prompt_tokens)
-    return PreparedRun(run_dir, judge_path, template, prompts, over_length, load_note, list(records))
+    return PreparedRun(run_dir, judge_path, template, prompts, over_length, load_note, judge, list(records))
 
 
 def judge_rows(cfg: EvalConfig, prep: PreparedRun) -> tuple[list[dict], str, list[str]]:
     """(prediction rows to score, their verdict mode, over-length example ids) from the configured
     judge: generated verdicts, or a reward model's two scores per pair (``reward_eval.py``)."""
     pred_path = prep.run_dir / preds.FILENAME
-    if cfg.generation.backend in SCORER_NAMES:
+    if cfg.generation.backend in SCORERS:
         factory = reward_eval.scorer_factory(prep.judge_path, cfg.generation.batch_size, cfg.generation.max_model_len)
         rows = reward_eval.score_missing(prep.records, factory, pred_path, cfg.chunk_size)
         over = reward_eval.over_length_ids(rows)
@@ -90,7 +94,7 @@ def judge_rows(cfg: EvalConfig, prep: PreparedRun) -> tuple[list[dict], str, lis
                            len(over))
         skip = set(over)
         return [r for r in rows if r["example_id"] not in skip], reward_eval.MODE, over
-    rows = generate_missing(cfg, prep.prompts, prep.template.mode, prep.judge_path, pred_path)
+    rows = generate_missing(cfg, prep, prep.prompts, pred_path)
     return rows, prep.template.mode, prep.over_length
 
 
@@ -102,7 +106,7 @@ def run(cfg: EvalConfig) -> dict[str, Any]:
                               extra={"over_length": over_length, "template": template.name,
                                      "dataset": cfg.data.name, "data_load": load_note,
                                      "judge": cfg.generation.backend})
-    if cfg.generation.backend in SCORER_NAMES:
+    if cfg.generation.backend in SCORERS:
         setting = ("Reward model: both responses scored, the higher wins (an exact tie is no verdict); "
                    "swap and voting do not apply.")
     else:
@@ -142,9 +146,9 @@ def load_inputs(cfg: EvalConfig, judge_path: Optional[str]):
     return template, tokenizer, loaded.records, loaded.summary()
 
 
-def generate_missing(cfg: EvalConfig, prompts: list[JudgePrompt], mode: str, judge_path: Optional[str],
-                     pred_path: Path) -> list[dict]:
-    """Generate every (prompt, seed) not yet answered; append rows chunk by chunk."""
+def generate_missing(cfg: EvalConfig, prep: PreparedRun, prompts: list[JudgePrompt], pred_path: Path) -> list[dict]:
+    """Judge every (prompt, seed) not yet answered with ``prep.judge`` over the configured engine;
+    append rows chunk by chunk."""
     rows = preds.read_rows(pred_path)
     done = preds.completed_ids(rows)
     todo = requests_for(prompts, cfg.voting.m, done, chat=cfg.generation.mode == "chat")
@@ -152,25 +156,26 @@ def generate_missing(cfg: EvalConfig, prompts: list[JudgePrompt], mode: str, jud
     if todo:
         logger.info("%d requests to generate (%d already in %s)", len(todo), len(wanted) - len(todo), pred_path.name)
         by_id = {p.prompt_id: p for p in prompts}
-        gen = build_generator(cfg.generation, judge_path)
+        gen = build_generator(cfg.generation, prep.judge_path)
         t0, n = time.time(), 0
         try:
             for start in range(0, len(todo), cfg.chunk_size):
                 chunk = todo[start:start + cfg.chunk_size]
-                outs = gen.generate(chunk, progress=True)
-                new = [_row(by_id[r.id.rsplit(":s", 1)[0]], r.seed, o, mode) for r, o in zip(chunk, outs)]
+                judged = prep.judge.judge(chunk, ask=lambda reqs: gen.generate(reqs, progress=True))
+                new = [_row(by_id[r.id.rsplit(":s", 1)[0]], r.seed, j.output, j.verdict, prep.template.mode)
+                       for r, j in zip(chunk, judged)]
                 preds.append_rows(pred_path, new)
                 n += len(new)
                 rate = n / max(time.time() - t0, 1e-9)
                 logger.info("%d/%d generated, %.2f rows/s, ETA %.0f s", n, len(todo), rate, (len(todo) - n) / rate)
         finally:
             gen.close()
+        logger.info("judge: %s", dict(prep.judge.stats))
         rows = preds.read_rows(pred_path)
     return [r for r in preds.latest_per_request(rows) if r["request_id"] in wanted]
 
 
-def _row(p: JudgePrompt, seed: int, out, mode: str) -> dict:
-    v = parse_verdict(out.text or "", mode)
+def _row(p: JudgePrompt, seed: int, out, v, mode: str) -> dict:
     return {"request_id": request_id(p.prompt_id, seed), "prompt_id": p.prompt_id, "example_id": p.example_id,
             "seed": seed, "swapped": p.swapped, "label": p.label, "mode": mode, "section": p.section,
             "tags": p.tags, "output": out.text, "output_tokens": out.output_tokens,

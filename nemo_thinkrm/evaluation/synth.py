@@ -30,7 +30,7 @@ def run(cfg: SynthConfig) -> dict[str, Any]:
     run_dir, template, prompts, over_length, note = (prep.run_dir, prep.template, prep.prompts,
                                                      prep.over_length, prep.load_note)
     cfg.voting.m = cfg.samples_per_pair
-    rows = generate_missing(cfg, prompts, template.mode, prep.judge_path, run_dir / preds.FILENAME)
+    rows = generate_missing(cfg, prep, prompts, run_dir / preds.FILENAME)
     scored = samples_from_rows(rows, template.mode)
     correct = defaultdict(list)
     for row, s in zip(rows, scored):

@@ -11,19 +11,22 @@ Example (what evaluation sends for one pair judged with seeds 0 and 1)::
     → [GenerationOutput(id="judgebench:e302…:s0", text="The question asks … </think>\\n<answer>B</answer>",
                         output_tokens=412, finish_reason="stop"), …]
 
-Engines: ``vllm`` (offline engine, GPU), ``openai`` (any OpenAI-compatible
-endpoint list: ``vllm serve``, ``trtllm-serve``), ``hf`` (🤗 transformers on CPU, for
-tests and tiny models). Engines import their heavy dependencies lazily.
+Engines (``config/registry.py: ENGINES``, one file each): ``vllm`` (``vllm_engine.py``), ``openai``
+(any OpenAI-compatible endpoint list: ``vllm serve``, ``trtllm-serve``), ``hf`` (🤗 transformers on
+CPU, for tests and tiny models). RL samples through a ``RolloutEngine`` (``ROLLOUT_ENGINES``: the
+megatron sampler, the colocated vLLM engine), a ``Generator`` with optional capabilities.
+Engines import their heavy dependencies lazily.
 """
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.generation import ROLLOUT_ENGINE_NAMES, GenerationConfig
+from nemo_thinkrm.config.generation import GenerationConfig
+from nemo_thinkrm.config.registry import ENGINES, ROLLOUT_ENGINES
 
 
 @dataclass(frozen=True)
@@ -69,24 +72,13 @@ class Generator(abc.ABC):
         """Release servers/engines/memory (optional)."""
 
 
-ENGINES = {  # keys must equal config.generation.ENGINE_NAMES
-    "vllm": "nemo_thinkrm.generation.vllm_offline:VLLMOfflineGenerator",
-    "openai": "nemo_thinkrm.generation.openai_generator:OpenAIGenerator",
-    "hf": "nemo_thinkrm.generation.hf_local:HFGenerator",
-    "scripted": "nemo_thinkrm.generation.scripted:ScriptedTeacher",
-}
-
-
 def build_generator(cfg: GenerationConfig, model_path: Optional[str]) -> Generator:
     """Instantiate the configured engine (imports it only now)."""
-    import importlib
-
     cfg.validate()
     if cfg.backend not in ENGINES:
         raise ConfigError(f"generation.backend={cfg.backend!r} scores responses and generates no text; this stage "
-                          f"needs one of {sorted(ENGINES)}")
-    module, cls = ENGINES[cfg.backend].split(":")
-    return getattr(importlib.import_module(module), cls)(cfg, model_path)
+                          f"needs one of {ENGINES.names()}")
+    return ENGINES.get(cfg.backend)(cfg, model_path)
 
 
 @dataclass
@@ -108,48 +100,44 @@ class RolloutSetup:
     """Weight hand-over bucket (engines that hold their own copy of the weights)."""
 
 
-@runtime_checkable
-class RolloutEngine(Protocol):
-    """Sampling for RL trainers: token ids in and out, weights from the trainer's live model.
+class RolloutEngine(Generator):
+    """An engine RL trainers sample from: token ids in and out (``GenerationOutput.prompt_ids`` /
+    ``output_ids``), built by ``from_setup`` beside the trainer.
 
-    ``load_weights_from`` runs before every rollout (a no-op for an engine that samples from
-    the training model itself); ``release_memory`` after it, so the engine gives its GPU
-    memory back while the trainer updates. All three run on every rank.
+    Two optional capabilities, with the defaults of an engine that has neither:
 
-    Layout: the world's ranks form ``replicas()[0]`` sampling replicas; each samples only its
-    share of a step's prompts and ``gather_shares`` puts every replica's outputs, in replica
-    order, on every rank (the megatron sampler's replicas are the trainer's DP replicas; a
-    vLLM engine's are ``world / its own TP``).
+    * weight sync — ``load_weights_from`` runs before every rollout and ``release_memory`` after it
+      (an engine with its own copy of the weights takes the policy's, then gives its GPU memory back
+      while the trainer updates); by default the engine samples from the training model itself.
+    * replication — the world's ranks form ``replicas()[0]`` sampling replicas; each samples only
+      its share of a step's prompts and ``gather_shares`` puts every replica's outputs, in replica
+      order, on every rank (the megatron sampler's replicas are the trainer's DP replicas; a vLLM
+      engine's are ``world / its own TP``); by default one replica.
+
+    All of them run on every rank.
     """
+
+    @classmethod
+    @abc.abstractmethod
+    def from_setup(cls, setup: RolloutSetup) -> "RolloutEngine":
+        """Start beside the trainer, taking from ``setup`` what this engine uses."""
+
+    def load_weights_from(self, module: Any, model_cfg: Any) -> None:
+        """Take the policy's current weights (default: none to take)."""
+
+    def release_memory(self) -> None:
+        """Give memory back to the trainer after a rollout (default: nothing held)."""
 
     def replicas(self) -> tuple[int, int]:
         """(number of sampling replicas, this rank's replica index)."""
-        ...
+        return 1, 0
 
     def gather_shares(self, local: list[GenerationOutput]) -> list[list[GenerationOutput]]:
-        ...
-
-    def sample(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
-        ...
-
-    def load_weights_from(self, module: Any, model_cfg: Any) -> None:
-        ...
-
-    def release_memory(self) -> None:
-        ...
-
-
-ROLLOUT_ENGINES = {  # keys must equal config.generation.ROLLOUT_ENGINE_NAMES; each class has from_setup()
-    "megatron": "nemo_thinkrm.generation.megatron_sampler:MegatronSampler",
-    "vllm": "nemo_thinkrm.generation.vllm_rollout:VLLMRolloutEngine",
-}
+        """Every replica's outputs, in replica order, on every rank."""
+        return [local]
 
 
 def build_rollout_engine(name: str, setup: RolloutSetup) -> RolloutEngine:
     """Instantiate the configured rollout engine (imports it only now)."""
-    import importlib
-
-    if name not in ROLLOUT_ENGINES:
-        raise ConfigError(f"rollout_engine={name!r} is not one of {list(ROLLOUT_ENGINE_NAMES)}")
-    module, cls = ROLLOUT_ENGINES[name].split(":")
-    return getattr(importlib.import_module(module), cls).from_setup(setup)
+    ROLLOUT_ENGINES.check(name, "rollout_engine")
+    return ROLLOUT_ENGINES.get(name).from_setup(setup)

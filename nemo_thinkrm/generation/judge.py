@@ -3,8 +3,8 @@
 ``PairJudge`` is the one place where a pair of responses becomes a judge prompt (the judge template
 in the judge's own chat template, over-length prompts refused before any engine sees them), is
 asked of any engine, and comes back as a verdict with its health counted (failed, invalid, over
-length). Best-of-N and pairwise RLHF ask through it; ``thinkrm eval`` and ``robustness`` render whole
-benchmarks with the same template code (``genrm/prompts.py``) and parse with the same rules.
+length). Every stage that judges pairs asks through it: ``eval``, ``robustness`` and ``synth``
+(which render whole benchmarks with its renderer, ``genrm/prompts.py``), best-of-N and pairwise RLHF.
 
 ``CachedJudge``: the OpenAI backend, one client kept for the whole run.
 

@@ -50,7 +50,7 @@ from nemo_thinkrm.generation.interface import (
     GenerationConfig,
     GenerationOutput,
     GenerationRequest,
-    Generator,
+    RolloutEngine,
     RolloutSetup,
 )
 from nemo_thinkrm.models.tp_comm import gather_vocab_logits
@@ -59,22 +59,16 @@ from nemo_thinkrm.runtime.distributed import all_gather_objects, data_parallel_c
 from nemo_thinkrm.training.engine import unwrap
 
 
-class MegatronSampler(Generator):
+class MegatronSampler(RolloutEngine):
     """Batched sampling from megatron model chunks (PP=1, any TP), KV-cached or full recompute.
 
-    A ``RolloutEngine`` (``generation/interface.py``) whose weights are the trainer's own:
-    nothing to load before a rollout, nothing to release after it.
+    A ``RolloutEngine`` whose weights are the trainer's own (no weight sync: nothing to load
+    before a rollout, nothing to release after it) and whose replicas are the trainer's DP replicas.
     """
 
     @classmethod
     def from_setup(cls, setup: RolloutSetup) -> "MegatronSampler":
         return cls(setup.chunks, setup.tokenizer, setup.generation, setup.eos_token_ids, setup.stop_strings)
-
-    def load_weights_from(self, module: torch.nn.Module, model_cfg: Any) -> None:
-        """The sampler runs the training chunks themselves: always current."""
-
-    def release_memory(self) -> None:
-        """No second copy of the weights, no cache kept between rollouts."""
 
     def replicas(self) -> tuple[int, int]:
         """The trainer's data-parallel replicas (the TP ranks of one replica sample together)."""
@@ -107,11 +101,8 @@ class MegatronSampler(Generator):
 
     # ------------------------------------------------------------------ public API
     def generate(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
-        """One output per request, in order (prompts too long for the model get ``error``)."""
-        return self.sample(requests, progress=progress)
-
-    def sample(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
-        """One output per request with its prompt/output token ids. Call on all TP ranks."""
+        """One output per request, in order, with its prompt/output token ids (prompts too long for the
+        model get ``error``). Call on all TP ranks."""
         t0 = time.time()
         prompts = [self.tok(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
         out: list[Optional[GenerationOutput]] = [None] * len(requests)

@@ -1,7 +1,7 @@
 """Refit: the policy's current weights as 🤗-named full tensors on every rank, bucket by bucket.
 
 This is the weight hand-over from a model-parallel megatron trainer to the rollout engine
-that lives in each training process (``vllm_rollout.py``): in memory, no checkpoint on disk,
+that lives in each training process (``vllm_engine.py``): in memory, no checkpoint on disk,
 and bounded extra memory whatever the model size.
 
 A pipeline stage owns its layers' parameters and every tensor-parallel rank holds a shard

@@ -1,7 +1,7 @@
 """vLLM engine arguments for every use, built in one place.
 
-We start vLLM four ways: the offline engine of eval and synth (``vllm_offline.py``), the colocated
-rollout engine of GRPO and pairwise RLHF (``vllm_rollout.py``), judge servers (``vllm_server.py``,
+We start vLLM four ways: the offline engine of eval and synth (``vllm_engine.py``), the colocated
+rollout engine of GRPO and pairwise RLHF (``vllm_engine.py``), judge servers (``vllm_server.py``,
 ``thinkrm serve-judge``) and the servers of ``slurm/judge_servers.sbatch`` (flags printed by
 ``python -m nemo_thinkrm.generation.vllm_args``). Each used to assemble its own arguments, and a CPU
 guard reached two of the three Python wrappers: the offline engine died on its first real prompts

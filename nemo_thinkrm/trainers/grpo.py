@@ -3,7 +3,8 @@
 One step is the RL core's ``rl_step`` (``trainers/policy.py``): rollout (G samples per prompt
 from the current policy) → score → group-relative advantages → the policy-gradient update.
 What is GRPO's own is here: its reward source (the judge prompts of a preference set and the
-verdict rules) and the group-relative advantage; the math lives in ``algorithms/``.
+verdict rules); the group-relative advantage is ``advantage: grpo`` (``config/registry.py``) and
+the math lives in ``algorithms/``.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from typing import Any
 
 import torch
 
-from nemo_thinkrm.algorithms.advantages import ADVANTAGES, drop_uniform_groups
-from nemo_thinkrm.algorithms.rewards import REWARDS, combine
+from nemo_thinkrm.algorithms.rewards import combine
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.registry import ADVANTAGES, REWARDS
 from nemo_thinkrm.config.stages import GRPOConfig
 from nemo_thinkrm.data.preference import load_preference_data
 from nemo_thinkrm.genrm import load_template, parse_verdict, sample_accuracy
@@ -67,31 +68,18 @@ class VerdictRewards:
         pass
 
 
-def grpo_task(cfg: GRPOConfig, tokenizer, reward_fn, advantage_fn) -> RLTask:
+def grpo_task(cfg: GRPOConfig, tokenizer, reward_fn) -> RLTask:
     source = VerdictRewards(cfg, tokenizer, reward_fn)
-
-    def advantages(scores: Scores) -> torch.Tensor:
-        return group_advantages(cfg, advantage_fn, scores.rewards)
-
-    return RLTask(ids=[p.prompt_id for p in source.prompts], texts=[p.text for p in source.prompts],
-                  source=source, advantages=advantages)
+    return RLTask(ids=[p.prompt_id for p in source.prompts], texts=[p.text for p in source.prompts], source=source)
 
 
 def run(cfg: GRPOConfig) -> dict[str, Any]:
     # names first: a mistyped reward or advantage is one line before any process group or model exists
     reward_fn = combine(dict(cfg.reward_weights)) if cfg.reward_weights else REWARDS.get(cfg.reward)
-    advantage_fn = ADVANTAGES.get(cfg.advantage)
+    ADVANTAGES.check(cfg.advantage, "advantage")
     tokenizer = start_policy(cfg, "GRPO starts from an SFT checkpoint (run dir, native or 🤗)")
-    task = grpo_task(cfg, tokenizer, reward_fn, advantage_fn)
+    task = grpo_task(cfg, tokenizer, reward_fn)
     state = build_policy(cfg, tokenizer, cfg.generation.stop or ["</answer>"])
     history = run_policy(cfg, state, task)
     return {"steps": len(history), "reward_first": history[0]["reward_mean"] if history else None,
             "reward_last": history[-1]["reward_mean"] if history else None}
-
-
-def group_advantages(cfg: GRPOConfig, advantage_fn, rewards: torch.Tensor) -> torch.Tensor:
-    """[P, G] rewards → [P·G] advantages (zero for dropped uniform groups)."""
-    adv = advantage_fn(rewards, scale_by_std=cfg.scale_by_std)
-    if cfg.drop_uniform_groups:
-        adv = adv * drop_uniform_groups(rewards).unsqueeze(1)
-    return adv.reshape(-1)

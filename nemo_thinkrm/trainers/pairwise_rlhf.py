@@ -20,9 +20,10 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from nemo_thinkrm.algorithms.advantages import group_pairs, pairwise_advantages, pairwise_scores, preference_matrix
+from nemo_thinkrm.algorithms.advantages import group_pairs, pairwise_scores, preference_matrix
 from nemo_thinkrm.checkpoint.convert import shared_hf_dir
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.registry import PAIRWISE_JUDGES
 from nemo_thinkrm.config.stages import PairwiseRLHFConfig
 from nemo_thinkrm.data.prompts import load_prompts
 from nemo_thinkrm.generation.interface import GenerationOutput, GenerationRequest
@@ -154,10 +155,6 @@ class RewardModelJudge:
             self.scorer.close()
 
 
-JUDGES = {"genrm": PairwiseJudge, "reward_model": RewardModelJudge}
-"""``judge.kind`` → the reward source that compares a group's responses."""
-
-
 def reward_model_dir(path: str, target: Path) -> Path:
     """The reward model as the 🤗 directory the scorer loads: converted once, by rank 0 alone."""
     return shared_hf_dir(path, target)
@@ -165,8 +162,8 @@ def reward_model_dir(path: str, target: Path) -> Path:
 
 def pairwise_task(cfg: PairwiseRLHFConfig, tokenizer) -> RLTask:
     prompts, texts = load_policy_prompts(cfg, tokenizer)
-    return RLTask(ids=[f"p{i}" for i in range(len(prompts))], texts=texts, source=JUDGES[cfg.judge.kind](cfg, prompts),
-                  advantages=lambda scores: pairwise_advantages(scores.preferences).reshape(-1))
+    source = PAIRWISE_JUDGES.get(cfg.judge.kind)(cfg, prompts)
+    return RLTask(ids=[f"p{i}" for i in range(len(prompts))], texts=texts, source=source)
 
 
 def run(cfg: PairwiseRLHFConfig) -> dict[str, Any]:

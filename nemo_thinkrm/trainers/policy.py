@@ -1,12 +1,13 @@
 """The typed core every RL recipe (``grpo.py``, ``pairwise_rlhf.py``) is written over.
 
 One step, ``rl_step``: rollout → reward source → advantages → the policy-gradient update.
-A recipe supplies an ``RLTask``: its prompts, a ``RewardSource`` (verdict rules for GRPO; a
+A recipe supplies an ``RLTask``: its prompts and a ``RewardSource`` (verdict rules for GRPO; a
 served GenRM or a reward model for pairwise RLHF) that turns the step's samples into
-``Scores`` — per-sample rewards ``[P, G]`` or a preference matrix ``[P, G, G]`` — and the
-advantage estimator for that kind of score. The rest is done here the same way for every
-recipe: G rollouts per prompt from the live policy (any ``RolloutEngine``), the old and
-frozen-reference log-probs, and the clipped policy-gradient update over PPO mini-batches;
+``Scores`` — per-sample rewards ``[P, G]`` or a preference matrix ``[P, G, G]``; the config's
+``advantage`` names the estimator (``config/registry.py``), which reads the kind of score it
+needs. The rest is done here the same way for every recipe: G rollouts per prompt from the
+live policy (any ``RolloutEngine``), the old and frozen-reference log-probs, and the clipped
+policy-gradient update over PPO mini-batches;
 ``run_policy`` drives the steps through the one training loop (``training/loop.py``: resume,
 log, checkpoint with the run config, fault injection).
 
@@ -24,14 +25,16 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Protocol, Sequence
+from typing import Any, Iterator, Optional, Protocol, Sequence
 
 import torch
 
+from nemo_thinkrm.algorithms.advantages import drop_uniform_groups
 from nemo_thinkrm.algorithms.pg_loss import clipped_pg_loss
 from nemo_thinkrm.checkpoint.convert import load_initial_weights, shared_hf_dir
 from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.registry import ADVANTAGES
 from nemo_thinkrm.config.stages import PolicyRLConfig
 from nemo_thinkrm.generation.interface import (
     GenerationOutput,
@@ -99,8 +102,6 @@ class RLTask:
     texts: list[str]
     """The prompts, rendered in the policy's chat template."""
     source: RewardSource
-    advantages: Callable[[Scores], torch.Tensor]
-    """Scores → [P·G] per-sample advantages (zero for samples that must not move the policy)."""
 
 
 # ------------------------------------------------------------------ set-up
@@ -168,7 +169,7 @@ def rl_step(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step: int) ->
     samples, rollout_stats = sample_rollouts(cfg, state, task.ids, task.texts, chosen, step)
     t1 = time.time()
     scores = task.source.score(chosen, samples, step)
-    adv = task.advantages(scores)
+    adv = group_advantages(cfg, scores)
     if adv.shape != (len(samples),):
         raise RuntimeError(f"advantages of shape {tuple(adv.shape)} for {len(samples)} samples")
     log_rollouts(cfg, step, samples, **scores.columns, advantage=adv.tolist())
@@ -176,6 +177,20 @@ def rl_step(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step: int) ->
     stats = policy_gradient_step(cfg, state, samples, adv)
     return {**scores.metrics, **stats, **rollout_stats, "time_rollout_s": t1 - t0, "time_score_s": t2 - t1,
             "tokens_per_s": stats["response_tokens"] / max(time.time() - t0, 1e-9)}
+
+
+def group_advantages(cfg: PolicyRLConfig, scores: Scores) -> torch.Tensor:
+    """Scores → [P·G] advantages: the configured estimator fed the kind of score it reads, then
+    ``drop_uniform_groups`` (groups whose rewards are all equal teach nothing) when asked."""
+    fn = ADVANTAGES.get(cfg.advantage)
+    x = getattr(scores, fn.reads)
+    if x is None:
+        raise ConfigError(f"advantage={cfg.advantage!r} reads {fn.reads}, which this recipe's reward source "
+                          f"does not give (it gives {'rewards' if scores.rewards is not None else 'preferences'})")
+    adv = fn(x, scale_by_std=cfg.scale_by_std)
+    if cfg.drop_uniform_groups and scores.rewards is not None:
+        adv = adv * drop_uniform_groups(scores.rewards).unsqueeze(1)
+    return adv.reshape(-1)
 
 
 # ------------------------------------------------------------------ rollouts
@@ -215,7 +230,7 @@ def sample_rollouts(cfg: PolicyRLConfig, state: PolicyState, ids: Sequence[str],
     t0 = time.time()
     engine.load_weights_from(state.module, cfg.model)
     t1 = time.time()
-    local = engine.sample(rollout_requests(ids, texts, mine, cfg.group_size, step))
+    local = engine.generate(rollout_requests(ids, texts, mine, cfg.group_size, step))
     engine.release_memory()
     t2 = time.time()
     logger.info("rollouts: replica %d of %d sampled prompts %s × %d (%d of %d sequences)", index, n, mine,

@@ -16,7 +16,7 @@ from tests.helpers import JUDGEBENCH, needs_judgebench, run_cli
 def tiny_judge(tmp_path_factory) -> Path:
     """A tiny random Llama judge with the tiny BPE tokenizer saved beside it (head_dim 32 so vLLM CPU serves it)."""
     from nemo_thinkrm.config.model import TokenizerConfig
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
+    from nemo_thinkrm.examples.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
     from nemo_thinkrm.models.tokenizer import load_tokenizer
 
     cfg = tiny_model_config("llama", hidden_size=128, heads=4, kv_heads=2, ffn=256, init_std=0.02,

@@ -27,7 +27,7 @@ def two_judges(tmp_path_factory) -> tuple[Path, Path]:
     """Two tiny Llamas of one architecture (head_dim 32 for vLLM CPU) with different weights; a
     large init makes greedy decoding decisive (no near-ties between the engines)."""
     from nemo_thinkrm.config.model import TokenizerConfig
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
+    from nemo_thinkrm.examples.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
     from nemo_thinkrm.models.tokenizer import load_tokenizer
 
     root = tmp_path_factory.mktemp("judges")

@@ -42,7 +42,7 @@ def main() -> None:
     from nemo_thinkrm.config.model import TokenizerConfig
     from nemo_thinkrm.config.parallel import ParallelConfig
     from nemo_thinkrm.generation.interface import GenerationRequest
-    from nemo_thinkrm.generation.vllm_rollout import VLLMRolloutEngine
+    from nemo_thinkrm.generation.vllm_engine import VLLMRolloutEngine
     from nemo_thinkrm.models.loading import load_hf_weights, model_config_for_hf_dir
     from nemo_thinkrm.models.tokenizer import load_tokenizer
     from nemo_thinkrm.runtime.distributed import init_distributed
@@ -63,7 +63,7 @@ def main() -> None:
     mine = replica_share(list(range(len(reqs))), n, index)
 
     def sample_all():
-        shares = engine.gather_shares(engine.sample([reqs[i] for i in mine]))
+        shares = engine.gather_shares(engine.generate([reqs[i] for i in mine]))
         order = [i for k in range(n) for i in replica_share(list(range(len(reqs))), n, k)]
         flat = [o for share in shares for o in share]
         return [flat[order.index(i)] for i in range(len(reqs))]

@@ -73,6 +73,6 @@ def test_kv_cached_sampler_at_tp2(results, tiny_hf_dirs, megatron_single):
     tok = transformers.AutoTokenizer.from_pretrained(tiny_bpe_dir(cfg.vocab_size))
     reqs = [GenerationRequest(f"r{i}", tok.decode(p), seed=11 + i) for i, p in enumerate(r["prompt_ids"])]
     outs = MegatronSampler(chunks, tok, GenerationConfig(temperature=1.0, max_new_tokens=12, batch_size=3),
-                           []).sample(reqs)
+                           []).generate(reqs)
     assert [o.prompt_ids for o in outs] == r["prompt_ids"]
     assert [o.output_ids for o in outs] == rank0["kv=True,t=1.0"]

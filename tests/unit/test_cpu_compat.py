@@ -80,7 +80,7 @@ def test_ddp_distributed_optimizer_and_dist_checkpoint_roundtrip(megatron_single
     from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
     from nemo_thinkrm.config.optim import OptimConfig
     from nemo_thinkrm.config.parallel import ParallelConfig
-    from nemo_thinkrm.models.tiny_hf import tiny_model_config
+    from nemo_thinkrm.examples.tiny_hf import tiny_model_config
     from nemo_thinkrm.training.engine import (build_engine_model, build_optimizer, configure_for_training,
                                               train_step, unwrap)
 

