@@ -114,12 +114,23 @@ ROLLOUT_ENGINES = Registry("rollout engine", {  # RolloutEngine classes: cls.fro
     "vllm": "nemo_thinkrm.generation.vllm_engine:VLLMRolloutEngine",
 })
 
-# ------------------------------------------------------------------ benchmarks (evaluation/metrics.py)
+# ------------------------------------------------------------------ benchmarks (data/benchmarks/: one module each)
+
+DATASETS = Registry("preference dataset", {  # Adapter records, by data.name
+    "helpsteer2_preference": "nemo_thinkrm.data.benchmarks.helpsteer2:ADAPTER",
+    "helpsteer3": "nemo_thinkrm.data.benchmarks.helpsteer3:ADAPTER",
+    "rewardbench": "nemo_thinkrm.data.benchmarks.rewardbench:ADAPTER",
+    "rewardbench2": "nemo_thinkrm.data.benchmarks.rewardbench2:ADAPTER",
+    "rm_bench": "nemo_thinkrm.data.benchmarks.rm_bench:ADAPTER",
+    "judgebench": "nemo_thinkrm.data.benchmarks.judgebench:ADAPTER",
+    "skywork_preference": "nemo_thinkrm.data.benchmarks.skywork:ADAPTER",
+    "generic": "nemo_thinkrm.data.adapters:GENERIC",
+})
 
 BENCHMARK_METRICS = Registry("benchmark with metrics of its own", {  # (metrics, rows) -> dict, by data.name
-    "rewardbench": "nemo_thinkrm.evaluation.benchmarks.rewardbench:extra_metrics",
-    "rewardbench2": "nemo_thinkrm.evaluation.benchmarks.rewardbench2:extra_metrics",
-    "rm_bench": "nemo_thinkrm.evaluation.benchmarks.rm_bench:extra_metrics",
+    "rewardbench": "nemo_thinkrm.data.benchmarks.rewardbench:extra_metrics",
+    "rewardbench2": "nemo_thinkrm.data.benchmarks.rewardbench2:extra_metrics",
+    "rm_bench": "nemo_thinkrm.data.benchmarks.rm_bench:extra_metrics",
 })
 
 
@@ -167,4 +178,4 @@ STAGES = Registry("stage", {s.name: s for s in [
 ]})
 
 ALL = (REWARDS, ADVANTAGES, KL_ESTIMATORS, AGGREGATIONS, PAIRWISE_JUDGES, ENGINES, SCORERS, ROLLOUT_ENGINES,
-       BENCHMARK_METRICS, STAGES)
+       DATASETS, BENCHMARK_METRICS, STAGES)

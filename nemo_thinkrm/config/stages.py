@@ -13,7 +13,7 @@ from typing import Dict, List, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
-from nemo_thinkrm.config.registry import ADVANTAGES, PAIRWISE_JUDGES, REWARDS, ROLLOUT_ENGINES, SCORERS
+from nemo_thinkrm.config.registry import ADVANTAGES, DATASETS, PAIRWISE_JUDGES, REWARDS, ROLLOUT_ENGINES, SCORERS
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.optim import OptimConfig
 from nemo_thinkrm.config.parallel import ParallelConfig, RecomputeConfig
@@ -140,6 +140,9 @@ class DataConfig:
     max_bad_fraction: float = 0.5
     """More bad rows than this fraction is an error, not a skip."""
 
+    def validate(self) -> None:
+        DATASETS.check(self.name, "data.name")
+
 
 @dataclass
 class RMDataConfig(DataConfig):
@@ -167,6 +170,7 @@ class RewardModelConfig(TrainConfig):
         super().validate()
         if not self.data.path and not self.data.hub_id:
             raise ConfigError("data.path (or data.hub_id) is required: preference pairs, or builtin:arithmetic:N")
+        self.data.validate()
         if self.parallel.context_parallel_size > 1:
             raise ConfigError(f"thinkrm rm reads each response's last token; context parallelism "
                               f"(parallel.context_parallel_size={self.parallel.context_parallel_size}) would cut "
@@ -200,6 +204,7 @@ class EvalConfig(RunConfig):
 
     def validate(self) -> None:
         super().validate()
+        self.data.validate()
         self.generation.validate()
         if self.swap not in ("random", "none", "both"):
             raise ConfigError(f"swap={self.swap!r} is not one of ['random', 'none', 'both']")
@@ -362,6 +367,7 @@ class GRPOConfig(PolicyRLConfig):
     kl_coef: float = 1.0e-4
     def validate(self) -> None:
         super().validate()
+        self.data.validate()
         for name in (dict(self.reward_weights) or {self.reward: 1.0}):
             REWARDS.check(name, "reward_weights" if self.reward_weights else "reward")
 

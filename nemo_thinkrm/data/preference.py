@@ -8,7 +8,7 @@ with its id and reason, ``LoadResult.filtered`` every row dropped on purpose
 with a ``ConfigError`` because that almost always means the wrong adapter or a
 wrong ``field_map``, not a dirty dataset. Over-long prompts are likewise
 reported (``count_over_length``), never cut. The record type is ``data/records.py``;
-the dataset-specific parsing lives in ``data/adapters.py``.
+the dataset-specific parsing lives in each benchmark's module (``data/benchmarks/``).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Every benchmark and training set this project reads (HelpSteer2/3, RewardBench,
 RM-Bench, JudgeBench, Skywork, user files) becomes ``PreferenceRecord``: a
 conversation, two responses shown as A and B, which one is better, optionally by
-how much, and the keys the benchmark reports by. Adapters (``data/adapters.py``)
+how much, and the keys the benchmark reports by. Adapters (``data/benchmarks/``, ``data/adapters.py``)
 build records from rows; the loader (``data/preference.py``) runs them over a file.
 
 Rendering. A record feeds the judge template as

@@ -12,7 +12,7 @@ replaces all of it; on CPU this function writes the two halves straight into one
 
 Each product and each sum is the one megatron's expression performs (``a + (−b)`` is
 ``a − b`` exactly in IEEE arithmetic), so the results are bit-identical, forward and
-backward (``tests/unit/test_cpu_rope.py``). Only the common case is taken over:
+backward (``tests/unit/models/test_cpu_rope.py``). Only the common case is taken over:
 CPU tensors, rotation over the whole head dimension, not interleaved, not MLA, mscale 1;
 everything else goes to megatron's own function. Installed by ``layer_spec.py`` when it
 builds the local spec.

@@ -3,7 +3,7 @@
 megatron-core 0.16.1 assumes CUDA in many places. On a CPU-only host (laptops, CI,
 the 2-core dev machines this project is tested on) those calls fail. Every
 workaround lives in this module, is applied only when ``torch.cuda.is_available()``
-is False, and is exercised by ``tests/unit/test_cpu_compat.py`` so that a
+is False, and is exercised by ``tests/unit/runtime/test_cpu_compat.py`` so that a
 megatron upgrade that adds a new hard-coded CUDA call fails a test instead of a
 user's run.
 

@@ -21,6 +21,7 @@ import torch
 
 from nemo_thinkrm.algorithms.bt_loss import bradley_terry_loss
 from nemo_thinkrm.checkpoint.convert import load_initial_weights
+from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import RewardModelConfig
 from nemo_thinkrm.data.packing import packed_seq_params, segment_params
@@ -38,17 +39,12 @@ from nemo_thinkrm.models.reward_head import attach_reward_head
 from nemo_thinkrm.runtime.distributed import init_distributed
 from nemo_thinkrm.training.engine import (
     build_engine_model,
-    build_optimizer,
-    configure_for_training,
     ddp_wrap,
     evaluation_stats,
-    uses_te_layers,
 )
 from nemo_thinkrm.training.epochs import EpochPlan, hold_out
-from nemo_thinkrm.training.flops import segment_lengths, training_flops
-from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
+from nemo_thinkrm.training.supervised import SupervisedRecipe, train_supervised
 from nemo_thinkrm.training.resume import write_run_config
-from nemo_thinkrm.training.setup import resolve_model_and_tokenizer
 
 logger = logging.getLogger("nemo_thinkrm.rm")
 
@@ -126,7 +122,7 @@ def build_reward_model(cfg: RewardModelConfig, start_head: str) -> list[torch.nn
 
 
 def run(cfg: RewardModelConfig) -> dict[str, Any]:
-    tokenizer = resolve_model_and_tokenizer(cfg)
+    cfg.model, tokenizer = start_model_and_tokenizer(cfg.model, cfg.run_dir)
     start_head, cfg.model.head = cfg.model.head, "reward"  # checkpoints and exports are reward models
     ctx = init_distributed(cfg.parallel, cfg.model, seed=cfg.seed)
     train, val, data_report = prepare_pairs(cfg, tokenizer)
@@ -136,21 +132,9 @@ def run(cfg: RewardModelConfig) -> dict[str, Any]:
     run_config = write_run_config(cfg)
 
     chunks = build_reward_model(cfg, start_head)
-    configure_for_training(chunks)
-    optimizer, scheduler = build_optimizer(chunks, cfg.optim, cfg.parallel, cfg.model.params_dtype, cfg.train_iters)
-    n_mb = cfg.microbatches_per_rank(ctx.dp_size)
-    te = uses_te_layers(chunks)
-
-    def to_batch(rows: list[PairRow]) -> dict:
-        return make_batch(rows, te=te)
-
-    def batches_for_step(step: int, state) -> list[dict]:
-        return plan.micro_batches(step, state, dp_rank=ctx.dp_rank, dp_size=ctx.dp_size,
-                                  micro_batch=cfg.micro_batch_size, n_micro=n_mb, to_batch=to_batch)
-
     val_rows = pack_pairs(val, cfg.seq_length, pad_id) if val else []
 
-    def validate(step: int) -> dict[str, float]:
+    def validate(to_batch) -> dict[str, float]:
         # one row per micro-batch, so every held-out row is scored (rows are uneven in pairs)
         stats = evaluation_stats(chunks, val_rows, 1, to_batch, bradley_terry_loss, ctx.dp_rank, ctx.dp_size)
         if not stats:
@@ -158,14 +142,8 @@ def run(cfg: RewardModelConfig) -> dict[str, Any]:
         return {"val_loss": stats["loss_sum"] / max(stats["pairs"], 1.0),
                 **{f"val_{k}": v for k, v in accuracy_metrics(stats).items()}}
 
-    step_fn = supervised_step(
-        chunks, optimizer, scheduler, batches_for_step, bradley_terry_loss,
-        tokens_in=lambda mbs: sum(int((b["segment_ids"] > 0).sum()) for b in mbs), dp_size=ctx.dp_size,
-        flops_in=lambda mbs: sum(training_flops(cfg.model, segment_lengths(b["segment_ids"]), outputs=1)
-                                 for b in mbs),
-        count_key="pairs", extra_metrics=accuracy_metrics)
-    parts = LoopParts(chunks=chunks, optimizer=optimizer, scheduler=scheduler, step_fn=step_fn, tokenizer=tokenizer,
-                      run_config_yaml=run_config, validate=validate if val_rows else None,
-                      eval_interval=cfg.eval_interval)
-    history = run_training(cfg, parts)
+    recipe = SupervisedRecipe(plan, make_batch, bradley_terry_loss, count_key="pairs",
+                              validate=validate if val_rows else None, flops_kwargs={"outputs": 1},
+                              extra_metrics=accuracy_metrics)
+    history = train_supervised(cfg, ctx, chunks, tokenizer, run_config, recipe)
     return {"data": data_report, "steps": len(history), "final_loss": history[-1]["loss"] if history else None}

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import logging
 import time
+from functools import partial
 from typing import Any
 
 
 from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
 from nemo_thinkrm.checkpoint.convert import load_initial_weights
+from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.stages import SFTConfig
 from nemo_thinkrm.data.packing import (
@@ -31,18 +33,13 @@ from nemo_thinkrm.runtime.distributed import init_distributed
 from nemo_thinkrm.training.context_parallel import split_batch
 from nemo_thinkrm.training.engine import (
     build_engine_model,
-    build_optimizer,
-    configure_for_training,
     evaluation_stats,
     unwrap,
-    uses_te_layers,
 )
 from nemo_thinkrm.training.epochs import EpochPlan, hold_out
-from nemo_thinkrm.training.flops import segment_lengths, training_flops
-from nemo_thinkrm.training.loop import LoopParts, run_training, supervised_step
+from nemo_thinkrm.training.supervised import SupervisedRecipe, train_supervised
 from nemo_thinkrm.training.memory import estimate_memory
 from nemo_thinkrm.training.resume import write_run_config
-from nemo_thinkrm.training.setup import resolve_model_and_tokenizer
 
 logger = logging.getLogger("nemo_thinkrm.sft")
 
@@ -80,7 +77,7 @@ def prepare_samples(cfg: SFTConfig, tokenizer) -> tuple[list[TokenizedSample], l
 
 
 def run(cfg: SFTConfig) -> dict[str, Any]:
-    tokenizer = resolve_model_and_tokenizer(cfg)
+    cfg.model, tokenizer = start_model_and_tokenizer(cfg.model, cfg.run_dir)
     ctx = init_distributed(cfg.parallel, cfg.model, seed=cfg.seed)
     train, val, data_report = prepare_samples(cfg, tokenizer)
     pad_multiple = 2 * ctx.cp_size if ctx.cp_size > 1 else 1
@@ -101,32 +98,14 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     chunks = build_engine_model(cfg.model, cfg.parallel, recompute=cfg.recompute, backend=cfg.layer_backend)
     if cfg.model.hf_path:
         load_initial_weights(unwrap(chunks[0]), cfg.model.hf_path, cfg.model)
-    configure_for_training(chunks)
-    optimizer, scheduler = build_optimizer(chunks, cfg.optim, cfg.parallel, cfg.model.params_dtype, cfg.train_iters)
-    n_mb = cfg.microbatches_per_rank(ctx.dp_size)
-    te = uses_te_layers(chunks)
-
-    def to_batch(rows: list[PackedRow]) -> dict:
-        return make_batch(rows, te=te, cp_size=ctx.cp_size, cp_rank=ctx.cp_rank, pad_multiple=pad_multiple)
-
-    def batches_for_step(step: int, state) -> list[dict]:
-        return plan.micro_batches(step, state, dp_rank=ctx.dp_rank, dp_size=ctx.dp_size,
-                                  micro_batch=cfg.micro_batch_size, n_micro=n_mb, to_batch=to_batch)
-
     val_rows = [pad_one(s, cfg.seq_length, tokenizer.pad_token_id) for s in val] if val else []
-
-    def validate(step: int) -> dict[str, float]:
-        return {"val_loss": validation_loss(chunks, val_rows, cfg, ctx, to_batch)}
-
-    step_fn = supervised_step(chunks, optimizer, scheduler, batches_for_step, masked_token_loss,
-                              tokens_in=lambda mbs: sum(int((b["segment_ids"] > 0).sum()) for b in mbs),
-                              dp_size=ctx.dp_size * ctx.cp_size,  # each CP rank holds a share of the tokens
-                              flops_in=lambda mbs: sum(training_flops(cfg.model, segment_lengths(b["segment_ids"]),
-                                                                      ctx.cp_size) for b in mbs))
-    parts = LoopParts(chunks=chunks, optimizer=optimizer, scheduler=scheduler, step_fn=step_fn,
-                      tokenizer=tokenizer, run_config_yaml=run_config,
-                      validate=validate if val_rows else None, eval_interval=cfg.eval_interval)
-    history = run_training(cfg, parts)
+    recipe = SupervisedRecipe(
+        plan, partial(make_batch, cp_size=ctx.cp_size, cp_rank=ctx.cp_rank, pad_multiple=pad_multiple),
+        masked_token_loss,
+        validate=(lambda to_batch: {"val_loss": validation_loss(chunks, val_rows, cfg, ctx, to_batch)}) if val_rows
+        else None,
+        flops_kwargs={"cp_size": ctx.cp_size}, tokens_dp_size=ctx.dp_size * ctx.cp_size)  # CP ranks share tokens
+    history = train_supervised(cfg, ctx, chunks, tokenizer, run_config, recipe)
     return {"data": data_report, "padding_waste": waste, "steps": len(history),
             "final_loss": history[-1]["loss"] if history else None}
 

@@ -1,7 +1,7 @@
 """The training loop every trainer shares: resume → (step → log → validate → save)* → final save.
 
 Trainers supply what differs — one step (``LoopParts.step_fn``): SFT's trains on the
-micro-batches of its data plan (``supervised_step``), an RL recipe's rolls out, scores
+micro-batches of its data plan (``training/supervised.py``), an RL recipe's rolls out, scores
 and updates (``trainers/policy.py``) — so SFT, GRPO and pairwise RLHF share resume,
 logging, checkpoints and fault injection. Each step is a pure function of the step
 number (and of state the trainer keeps in ``TrainState.data_state``), which is what
@@ -11,7 +11,6 @@ makes resume exact.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -22,9 +21,8 @@ from nemo_thinkrm.checkpoint.training_state import Checkpointer, TrainState
 from nemo_thinkrm.config.errors import InjectedFault
 from nemo_thinkrm.config.stages import TrainConfig
 from nemo_thinkrm.metrics_log import MetricsLogger
-from nemo_thinkrm.runtime.device import peak_memory_gb
 from nemo_thinkrm.training.resume import resume, write_run_config
-from nemo_thinkrm.training.engine import Batch, LossFn, StepResult, train_step, unwrap
+from nemo_thinkrm.training.engine import unwrap
 
 logger = logging.getLogger(__name__)
 
@@ -47,38 +45,6 @@ class LoopParts:
     """Validate every N steps (0: only after the last step)."""
     samples_per_step: Optional[int] = None
     """Samples one step consumes (default ``cfg.global_batch_size``)."""
-
-
-def supervised_step(chunks: list[torch.nn.Module], optimizer: Any, scheduler: Any,
-                    batches_for_step: Callable[[int, TrainState], list[Batch]], loss_fn: LossFn,
-                    tokens_in: Callable[[list[Batch]], int], dp_size: int,
-                    flops_in: Optional[Callable[[list[Batch]], float]] = None, count_key: str = "tokens",
-                    extra_metrics: Optional[Callable[[dict[str, float]], dict[str, float]]] = None
-                    ) -> Callable[[int, TrainState], dict]:
-    """A step that trains on the micro-batches a data plan gives for step N (SFT, reward models):
-    loss per unit (``count_key`` of the loss stats: tokens, pairs), learning rate, gradient norm,
-    tokens/s and model FLOP/s (``training/flops.py``) over all data-parallel ranks, plus what
-    ``extra_metrics`` derives from the summed stats."""
-    def step_fn(step: int, state: TrainState) -> dict[str, float]:
-        mbs = batches_for_step(step, state)
-        t0 = time.time()
-        result: StepResult = train_step(chunks, optimizer, scheduler, mbs, loss_fn)
-        dt = time.time() - t0
-        metrics = {"loss": result.stats["loss_sum"] / max(result.stats[count_key], 1.0),
-                   "lr": result.lr, "grad_norm": result.grad_norm,
-                   "tokens_per_s": tokens_in(mbs) * dp_size / dt, "step_time_s": dt}
-        if flops_in is not None:
-            metrics["model_flops_per_s"] = flops_in(mbs) * dp_size / dt
-        peak = peak_memory_gb()
-        if peak is not None:  # GPU: what to hold training/memory.py's estimate against
-            metrics["peak_memory_gb"] = peak
-        if extra_metrics is not None:
-            metrics.update(extra_metrics(result.stats))
-        if result.skipped:
-            metrics["skipped"] = 1
-        return metrics
-
-    return step_fn
 
 
 def run_training(cfg: TrainConfig, parts: LoopParts) -> list[dict[str, float]]:

@@ -173,7 +173,7 @@ def test_rewardbench2_with_the_reward_model_scores_ties(trained_rm, megatron_sin
     """Every subset from the reward model's own scores, Ties by its formula, as upstream rolls them up."""
     from pathlib import Path
 
-    from nemo_thinkrm.evaluation.benchmarks.rewardbench2 import RB2Item, rollup
+    from nemo_thinkrm.data.benchmarks.rewardbench2 import RB2Item, rollup
 
     fixture = Path(__file__).parents[1] / "fixtures" / "preference" / "rewardbench2.jsonl"
     run_dir = tmp_path / "rb2"

@@ -1,4 +1,6 @@
-"""RewardBench 2's own rules (``allenai/reward-bench-2``): best-of-4 accuracy per subset, the Ties
+"""RewardBench 2 (``allenai/reward-bench-2``): its adapter and its own rules.
+
+RewardBench 2's own rules (``allenai/reward-bench-2``): best-of-4 accuracy per subset, the Ties
 subset's weighted score, and the overall score as the unweighted mean of the six subsets.
 
 Follows allenai/reward-bench ``rewardbench/utils.py`` (``compute_prompt_stats``,
@@ -21,6 +23,59 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Optional, Sequence
+
+from nemo_thinkrm.data.adapters import (
+    Adapter,
+    RowContext,
+    make_record,
+    prompt_context,
+    response_list,
+    text_field,
+)
+from nemo_thinkrm.data.records import SCORES_ONLY, BadRow, PreferenceRecord
+
+
+RB2_BEST_OF_4 = ("Factuality", "Precise IF", "Math", "Safety", "Focus")
+"""RewardBench 2's subsets with one chosen and three rejected responses (Ties is scored apart)."""
+
+
+def convert_rewardbench2(row: Mapping[str, Any], ctx: RowContext) -> list[PreferenceRecord]:
+    """A pairwise judge on ``allenai/reward-bench-2``: the chosen response against each rejected one
+    (ids ``:r{k}``), tagged ``item=Subset/id``, so the roll-up counts an item right only when the chosen
+    response wins all its comparisons (``extra_metrics`` below).
+
+    Ties items (ids ``ref:N`` / ``tied:N``, ``num_correct`` correct answers first) are scored upstream
+    from one score per response: they become the first response against each other one (ids
+    ``:t{j}``), tagged ``scores_only`` with the response index, for a reward model to score; a
+    generative judge leaves them out and counts them (two correct answers have no pairwise label)."""
+    subset = text_field(row, "subset")
+    if subset not in RB2_BEST_OF_4 + ("Ties",):
+        raise BadRow(f"unknown RewardBench 2 subset {subset!r}")
+    chosen, rejected = response_list(row, "chosen"), response_list(row, "rejected")
+    context = prompt_context(row.get("prompt"), "prompt")
+    item = f"{subset}/{ctx.raw_id}"
+    if subset == "Ties":
+        kind, _, number = ctx.raw_id.partition(":")
+        if kind not in ("ref", "tied") or not number.isdigit():
+            raise BadRow(f"a Ties item id is 'ref:N' or 'tied:N', got {ctx.raw_id!r}")
+        responses = chosen + rejected
+        return [make_record(id=ctx.record_id(f":t{j}"), context=context, response_a=responses[0], response_b=text,
+                            label="A", section=subset, source=ctx.source,
+                            tags={"item": item, SCORES_ONLY: "true", "response": str(j),
+                                  "num_correct": str(len(chosen))})
+                for j, text in enumerate(responses) if j > 0]
+    if len(chosen) != 1:
+        raise BadRow(f"a {subset} item has one chosen response, got {len(chosen)}")
+    return [make_record(id=ctx.record_id(f":r{k}"), context=context, response_a=chosen[0], response_b=text, label="A",
+                        section=subset, tags={"item": item}, source=ctx.source)
+            for k, text in enumerate(rejected)]
+
+
+ADAPTER = Adapter("rewardbench2", convert_rewardbench2,
+                  "RewardBench 2 (best of 4: chosen vs each rejected; Ties for reward models)",
+                  hub_id="allenai/reward-bench-2", required_columns=("id", "prompt", "chosen", "rejected", "subset"),
+                  id_field="id")
+
 
 RB2_SUBSETS = ("Factuality", "Precise IF", "Math", "Safety", "Focus", "Ties")
 

@@ -1,10 +1,10 @@
 """Ranking N responses with a pairwise judge (genrm/ranking.py) against hand-worked brackets and win
-matrices, and RewardBench 2's roll-up (evaluation/benchmarks/rewardbench2.py) against hand-built
+matrices, and RewardBench 2's roll-up (data/benchmarks/rewardbench2.py) against hand-built
 items in its schema: best-of-4 with ties, the Ties subset's weighted formula, the unweighted overall."""
 
 import pytest
 
-from nemo_thinkrm.evaluation.benchmarks.rewardbench2 import (RB2Item, best_of_n_result, pairwise_win_scores, rollup,
+from nemo_thinkrm.data.benchmarks.rewardbench2 import (RB2Item, best_of_n_result, pairwise_win_scores, rollup,
                                                              ties_score)
 from nemo_thinkrm.genrm.ranking import all_pairs, by_scores, knockout, rank
 
@@ -90,7 +90,7 @@ def test_adapter_pairs_the_chosen_response_with_each_rejected_one():
 
     from nemo_thinkrm.data.preference import load_preference_data
 
-    path = Path(__file__).parents[1] / "fixtures" / "preference" / "rewardbench2.jsonl"
+    path = Path(__file__).parents[2] / "fixtures" / "preference" / "rewardbench2.jsonl"
     loaded = load_preference_data("rewardbench2", path=str(path))
     pairwise = [r for r in loaded.records if not r.tags.get("scores_only")]
     assert [r.id.split(":", 1)[1] for r in pairwise] == ["1:r0", "1:r1", "1:r2", "2:r0", "2:r1", "2:r2"]
@@ -112,7 +112,7 @@ def _rm_row(item, example_id, a, b, **tags):
 
 
 def test_reward_model_roll_up_uses_every_score_and_scores_ties():
-    from nemo_thinkrm.evaluation.benchmarks.rewardbench2 import extra_metrics
+    from nemo_thinkrm.data.benchmarks.rewardbench2 import extra_metrics
 
     rows = [_rm_row("Factuality/1", f"rb2:1:r{k}", 3.0, b) for k, b in enumerate([1.0, 2.0, 0.0])]  # right
     rows += [_rm_row("Math/2", f"rb2:2:r{k}", 2.0, b) for k, b in enumerate([2.0, 1.0, 0.0])]  # shares top: ½
@@ -130,7 +130,7 @@ def test_reward_model_roll_up_uses_every_score_and_scores_ties():
 
 
 def test_pairwise_roll_up_needs_every_comparison_right():
-    from nemo_thinkrm.evaluation.benchmarks.rewardbench2 import extra_metrics
+    from nemo_thinkrm.data.benchmarks.rewardbench2 import extra_metrics
 
     items = {"Factuality/1": {"n": 3, "accuracy": 1.0}, "Factuality/2": {"n": 3, "accuracy": 2 / 3},
              "Math/3": {"n": 6, "accuracy": 1.0}, "AVG (per-sample)": {"n": 12, "accuracy": 0.83}}

@@ -17,24 +17,22 @@ from pathlib import Path
 import pytest
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.data.adapters import (
-    ADAPTERS,
+from nemo_thinkrm.config.registry import DATASETS
+from nemo_thinkrm.data.adapters import get_adapter
+from nemo_thinkrm.data.benchmarks.helpsteer2 import helpsteer2_messages
+from nemo_thinkrm.data.benchmarks.judgebench import judgebench_category
+from nemo_thinkrm.data.benchmarks.rewardbench import (
+    REWARDBENCH_EXAMPLE_COUNTS,
     REWARDBENCH_SECTIONS,
     REWARDBENCH_SUBSETS,
-    get_adapter,
-    helpsteer2_messages,
-    judgebench_category,
-    rm_bench_difficulty,
 )
-from nemo_thinkrm.evaluation.benchmarks.rewardbench import (
-    REWARDBENCH_EXAMPLE_COUNTS,
-)
+from nemo_thinkrm.data.benchmarks.rm_bench import rm_bench_difficulty
 from nemo_thinkrm.data.preference import LoadResult, count_over_length, load_preference_data
 from nemo_thinkrm.data.records import BadRow, PreferenceRecord
 from nemo_thinkrm.data.rows import resolve_data_files
 from tests.helpers import JUDGEBENCH, needs_judgebench
 
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "preference"
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "preference"
 GENERIC_AB_MAP = {"id": "uid", "prompt": "question", "response_a": "answer_1", "response_b": "answer_2",
                   "label": "winner", "section": "category"}
 GENERIC_CR_MAP = {"context": "conversation", "chosen": "good", "rejected": "bad", "strength": "margin"}
@@ -119,7 +117,7 @@ def test_count_over_length_reports_ids_without_cutting():
 
 
 def test_registry_names_and_unknown_adapter():
-    assert set(ADAPTERS) == {"helpsteer2_preference", "helpsteer3", "rewardbench", "rewardbench2", "rm_bench",
+    assert set(DATASETS) == {"helpsteer2_preference", "helpsteer3", "rewardbench", "rewardbench2", "rm_bench",
                              "judgebench", "skywork_preference", "generic"}
     assert get_adapter("rm_bench").name == "rm_bench"
     with pytest.raises(ConfigError, match=r"unknown preference dataset 'nope'.*'rewardbench'"):

@@ -13,7 +13,7 @@ from nemo_thinkrm.config.model import ModelConfig, model_config_from_hf, model_c
 from nemo_thinkrm.config.parallel import ParallelConfig
 from nemo_thinkrm.config.stages import register_schemas
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
+CONF = Path(__file__).resolve().parents[3] / "conf"
 STAGE_CONFIGS = sorted(p.stem for p in CONF.glob("*.yaml"))
 
 
@@ -152,3 +152,16 @@ def test_quickstart_on_a_pretrained_judge_is_checked_up_front():
     QuickstartConfig(pretrained="smollm2-135m-instruct", max_operand=99, policy=False).validate()
     with pytest.raises(ConfigError, match="wording='long'"):
         QuickstartConfig(wording="long").validate()
+
+
+def test_an_unknown_dataset_fails_when_the_config_is_validated():
+    """Before: a mistyped data.name surfaced only when the data loader ran (after model set-up in GRPO)."""
+    from dataclasses import replace
+
+    from nemo_thinkrm.config.stages import DataConfig, EvalConfig, GRPOConfig
+
+    for cfg in (replace(EvalConfig(), data=DataConfig(name="judgebnech")),
+                replace(GRPOConfig(), global_batch_size=4, prompts_per_step=2, group_size=2,
+                        data=DataConfig(name="judgebnech"))):
+        with pytest.raises(ConfigError, match=r"unknown preference dataset 'judgebnech' \(data.name\)"):
+            cfg.validate()

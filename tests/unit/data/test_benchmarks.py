@@ -1,4 +1,4 @@
-"""RewardBench's leaderboard roll-up (``evaluation/benchmarks/rewardbench.py``) against hand-computed
+"""RewardBench's leaderboard roll-up (``data/benchmarks/rewardbench.py``) against hand-computed
 values and the formula of allenai/reward-bench ``rewardbench/utils.py::calculate_scores_per_section``."""
 
 from __future__ import annotations
@@ -6,11 +6,12 @@ from __future__ import annotations
 import pytest
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.data.adapters import REWARDBENCH_SECTIONS, REWARDBENCH_SUBSETS
 from nemo_thinkrm.config.registry import BENCHMARK_METRICS
-from nemo_thinkrm.evaluation.benchmarks.rewardbench import (
+from nemo_thinkrm.data.benchmarks.rewardbench import (
     REWARDBENCH_EXAMPLE_COUNTS,
     REWARDBENCH_SCORE,
+    REWARDBENCH_SECTIONS,
+    REWARDBENCH_SUBSETS,
     rewardbench_section_scores,
 )
 
@@ -77,7 +78,7 @@ def _rm_bench_reference(items):
 
 
 def test_rm_bench_difficulties_equal_the_reference_matrix_and_domains_average():
-    from nemo_thinkrm.data.adapters import rm_bench_difficulty
+    from nemo_thinkrm.data.benchmarks.rm_bench import rm_bench_difficulty
     from nemo_thinkrm.evaluation.metrics import compute_metrics
 
     # per item: scores of chosen and rejected in style order (concise, detailed, markdown) and its domain

@@ -33,7 +33,7 @@ CRITERIA = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"
 
 
 def test_builtin_names_and_dir():
-    assert TEMPLATE_DIR == Path(__file__).resolve().parents[2] / "conf" / "templates"
+    assert TEMPLATE_DIR == Path(__file__).resolve().parents[3] / "conf" / "templates"
     # the four Think-RM-shaped templates, plus the compact one the quickstart's tiny judge uses
     assert available_templates() == sorted([*BUILTINS, "compact_binary"])
 

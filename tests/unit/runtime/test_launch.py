@@ -11,7 +11,7 @@ from tests.helpers import REPO, clean_env
 
 def test_first_failure_ends_the_world_with_its_own_exit_code_and_no_launcher_trace():
     code = ("import sys; from nemo_thinkrm.runtime.launch import run_local_world; "
-            "sys.exit(run_local_world('tests.unit.worker_launch', [], 2))")
+            "sys.exit(run_local_world('tests.unit.runtime.worker_launch', [], 2))")
     t0 = time.time()
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env=clean_env(),
                           timeout=120)

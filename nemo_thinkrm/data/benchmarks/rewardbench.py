@@ -1,9 +1,8 @@
-"""RewardBench's own rules: the leaderboard roll-up of per-subset accuracies into its four sections.
+"""RewardBench (``allenai/reward-bench``, split "filtered"): its adapter and its leaderboard roll-up.
 
-Follows allenai/reward-bench ``rewardbench/constants.py`` (``EXAMPLE_COUNTS``,
-``SUBSET_MAPPING``) and ``rewardbench/utils.py::calculate_scores_per_section``. The
-subset → section table is the dataset's schema and lives with its adapter
-(``data/adapters.py: REWARDBENCH_SUBSETS``).
+Sections and the roll-up of per-subset accuracies into them follow allenai/reward-bench
+``rewardbench/constants.py`` (``EXAMPLE_COUNTS``, ``SUBSET_MAPPING``) and
+``rewardbench/utils.py::calculate_scores_per_section`` (``extra_metrics``).
 """
 
 from __future__ import annotations
@@ -12,10 +11,47 @@ import logging
 from typing import Any, Mapping, Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.data.adapters import REWARDBENCH_SECTIONS, REWARDBENCH_SUBSETS
+from nemo_thinkrm.data.adapters import (
+    Adapter,
+    RowContext,
+    make_record,
+    prompt_context,
+    text_field,
+)
+from nemo_thinkrm.data.records import BadRow, PreferenceRecord
 from nemo_thinkrm.genrm import MACRO_ROW, PER_SAMPLE_ROW
 
 logger = logging.getLogger(__name__)
+
+
+REWARDBENCH_SUBSETS: dict[str, tuple[str, ...]] = {
+    "Chat": ("alpacaeval-easy", "alpacaeval-length", "alpacaeval-hard", "mt-bench-easy", "mt-bench-med"),
+    "Chat Hard": ("mt-bench-hard", "llmbar-natural", "llmbar-adver-neighbor", "llmbar-adver-GPTInst",
+                  "llmbar-adver-GPTOut", "llmbar-adver-manual"),
+    "Safety": ("refusals-dangerous", "refusals-offensive", "xstest-should-refuse", "xstest-should-respond",
+               "donotanswer"),
+    "Reasoning": ("math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"),
+}
+"""Leaderboard section → subsets, as ``SUBSET_MAPPING`` in allenai/reward-bench ``rewardbench/constants.py``."""
+
+REWARDBENCH_SECTIONS: dict[str, str] = {
+    subset: section for section, subsets in REWARDBENCH_SUBSETS.items() for subset in subsets}
+"""Subset → leaderboard section (Chat, Chat Hard, Safety, Reasoning)."""
+
+def convert_rewardbench(row: Mapping[str, Any], ctx: RowContext) -> list[PreferenceRecord]:
+    """A = ``chosen``, B = ``rejected`` (the evaluator randomises the shown order); section by subset."""
+    subset = text_field(row, "subset")
+    if subset not in REWARDBENCH_SECTIONS:
+        raise BadRow(f"unknown RewardBench subset {subset!r}")
+    return [make_record(id=ctx.record_id(), context=prompt_context(row.get("prompt"), "prompt"),
+                        response_a=text_field(row, "chosen"), response_b=text_field(row, "rejected"), label="A",
+                        section=REWARDBENCH_SECTIONS[subset], tags={"subset": subset}, source=ctx.source)]
+
+
+ADAPTER = Adapter("rewardbench", convert_rewardbench, "RewardBench v1 (Chat/Chat Hard/Safety/Reasoning)",
+                  hub_id="allenai/reward-bench", hub_split_aliases={"test": "filtered"},
+                  required_columns=("prompt", "chosen", "rejected", "subset", "id"), id_field="id")
+
 
 REWARDBENCH_EXAMPLE_COUNTS: dict[str, int] = {
     "alpacaeval-easy": 100, "alpacaeval-length": 95, "alpacaeval-hard": 95, "mt-bench-easy": 28,
