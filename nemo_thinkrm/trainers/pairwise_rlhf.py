@@ -88,8 +88,10 @@ class PairwiseJudge:
             requests += [self.judge.request(f"s{step}:p{i}:{a}-{b}", self.prompts[i], outs[a], outs[b])
                          for a, b in pairs]
         mine = set(replica_share(range(len(chosen)), *data_parallel_coords()))  # this DP replica's groups
+        # the group of every request that is sent (a request over a length limit is not), in sending order
+        sent_groups = [n // len(pairs) for n, r in enumerate(requests) if r is not None]
         judged = self.judge.judge(requests, ask=lambda reqs: self.ask(
-            [n for n in range(len(reqs)) if n // len(pairs) in mine], reqs))
+            [m for m, group in enumerate(sent_groups) if group in mine], reqs))
         failed = sum(j.status == "failed" for j in judged)
         if failed > cfg.judge.max_failed_fraction * len(judged):
             raise JudgeFailure(f"step {step}: {failed} of {len(judged)} judge requests failed (more than "
