@@ -13,6 +13,12 @@ token cannot dominate the batch. This follows verl's
 ``core_algos.compute_policy_loss`` exactly: ``pg_losses3 = −A·c``,
 ``min(pg_losses3, clipped)`` applied only where ``A < 0``; c must be > 1.
 
+GSPO (Zheng et al. 2025, "Group Sequence Policy Optimization", arXiv:2507.18071) replaces the
+per-token ratio by the sequence's: s_i = exp(mean over the response of log ρ_t), one ratio per
+sample, clipped as a whole (``gspo_loss``; its paper clips at ε ≈ 3e-4 / 4e-4, not 0.2). Every
+token of a sample then carries the same value, so ``seq_mean_token_mean`` gives GSPO's objective
+(1/G)·Σ_i min(s_i·A_i, clip(s_i)·A_i) exactly, and its gradient is s_i·A_i·mean_t ∇log π(y_t).
+
 The KL is a loss term, not a reward penalty: Think-RM's GRPO runs verl with
 ``use_kl_loss=True, kl_loss_type=low_var_kl (k3), kl_loss_coef=1e-4,
 use_kl_in_reward=False``.
@@ -55,8 +61,9 @@ REQUIRED_KEYS: tuple[str, ...] = ("old_logprob", "advantages", "response_mask")
 def clipped_pg_loss(batch: dict[str, torch.Tensor], logprob: torch.Tensor, *, clip_eps: float = 0.2,
                     clip_eps_high: Optional[float] = None, dual_clip_c: Optional[float] = None,
                     kl_coef: float = 0.0, kl_estimator: str = "k3", aggregation: str = "token_mean",
-                    ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-    """(loss_sum, count, stats) of the clipped PPO objective over response tokens (module doc).
+                    sequence_ratio: bool = False) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """(loss_sum, count, stats) of the clipped PPO objective over response tokens (module doc);
+    ``sequence_ratio``: GSPO's one ratio per sample instead of one per token.
 
     ``batch`` holds ``old_logprob``, ``advantages`` (already broadcast to
     tokens), ``response_mask`` (1 on response tokens), all ``[B, T]`` like
@@ -70,6 +77,9 @@ def clipped_pg_loss(batch: dict[str, torch.Tensor], logprob: torch.Tensor, *, cl
     lp = logprob.float()
 
     log_ratio = torch.where(mask, lp - old_logprob, torch.zeros_like(lp))
+    if sequence_ratio:  # the mean over each sample's response tokens, on every one of them
+        per_seq = log_ratio.sum(dim=-1, keepdim=True) / mask.sum(dim=-1, keepdim=True).clamp(min=1)
+        log_ratio = torch.where(mask, per_seq.expand_as(log_ratio), torch.zeros_like(lp))
     log_ratio = log_ratio.clamp(-LOG_RATIO_CLAMP, LOG_RATIO_CLAMP)
     ratio = torch.exp(log_ratio)
     adv = torch.where(mask, advantages, torch.zeros_like(advantages))
@@ -98,6 +108,12 @@ def clipped_pg_loss(batch: dict[str, torch.Tensor], logprob: torch.Tensor, *, cl
         "seqs": (mask.sum(dim=-1) > 0).sum().double(),
     })
     return loss_sum, count, stats
+
+
+def gspo_loss(batch: dict[str, torch.Tensor], logprob: torch.Tensor, **options
+              ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """GSPO: the clipped objective with one importance ratio per sample (module doc)."""
+    return clipped_pg_loss(batch, logprob, sequence_ratio=True, **options)
 
 
 def _inputs(batch: dict[str, torch.Tensor], logprob: torch.Tensor

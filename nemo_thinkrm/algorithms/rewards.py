@@ -103,6 +103,25 @@ def length_penalty(output_text: str, label: Label, *, mode: str, n_tokens: Optio
     return -min(1.0, max(0.0, n_tokens - target) / target)
 
 
+def overlong_penalty(output_text: str, label: Label, *, mode: str, n_tokens: Optional[int] = None,
+                     max_new_tokens: Optional[int] = None, overlong_window: Optional[int] = None,
+                     **kwargs: Any) -> float:
+    """DAPO's soft overlong punishment (Yu et al. 2025, arXiv:2503.14476, eq. 13), L = max_new_tokens,
+    W = overlong_window: 0 up to L − W tokens, then linear down to −1 at L (a sample cut at the
+    limit), −1 past it. Add it to the verdict reward (``reward_weights``) so a judge learns to
+    conclude before it is cut off instead of being scored 0 for a missing verdict."""
+    for name, value in (("n_tokens", n_tokens), ("max_new_tokens", max_new_tokens),
+                        ("overlong_window", overlong_window)):
+        if value is None:
+            raise ConfigError(f"the 'overlong_penalty' reward needs {name} (reward_options.{name} for the window)")
+    if isinstance(overlong_window, bool) or not 0 < overlong_window <= max_new_tokens:
+        raise ConfigError(f"overlong_window must be in 1..max_new_tokens={max_new_tokens}, got {overlong_window!r}")
+    free = max_new_tokens - overlong_window
+    if n_tokens <= free:
+        return 0.0
+    return max(-1.0, (free - n_tokens) / overlong_window)
+
+
 def combine(spec: Mapping[str, float]) -> Callable[..., float]:
     """A reward that is the weighted sum Σ_name weight · REWARDS[name](…) of registered rewards.
 

@@ -73,6 +73,7 @@ REWARDS = Registry("reward", {  # (output_text, label, *, mode, **kw) -> float
     "multiclass": "nemo_thinkrm.algorithms.rewards:multiclass",
     "format_bonus": "nemo_thinkrm.algorithms.rewards:format_bonus",
     "length_penalty": "nemo_thinkrm.algorithms.rewards:length_penalty",
+    "overlong_penalty": "nemo_thinkrm.algorithms.rewards:overlong_penalty",
 })
 
 ADVANTAGES = Registry("advantage estimator", {  # Scores of its input kind -> [P, G] advantages
@@ -84,6 +85,11 @@ KL_ESTIMATORS = Registry("KL estimator", {  # (logprob, ref_logprob) -> per-toke
     "k1": "nemo_thinkrm.algorithms.kl:k1",
     "k2": "nemo_thinkrm.algorithms.kl:k2",
     "k3": "nemo_thinkrm.algorithms.kl:k3",
+})
+
+POLICY_LOSSES = Registry("policy loss", {  # (batch, logprob, **pg options) -> (loss_sum, count, stats)
+    "ppo_clip": "nemo_thinkrm.algorithms.pg_loss:clipped_pg_loss",
+    "gspo": "nemo_thinkrm.algorithms.pg_loss:gspo_loss",
 })
 
 AGGREGATIONS = Registry("loss aggregation", {  # (per_token, mask) -> (loss_sum, count)
@@ -177,5 +183,5 @@ STAGES = Registry("stage", {s.name: s for s in [
           "the embedded tiny pipeline (make quickstart)"),
 ]})
 
-ALL = (REWARDS, ADVANTAGES, KL_ESTIMATORS, AGGREGATIONS, PAIRWISE_JUDGES, ENGINES, SCORERS, ROLLOUT_ENGINES,
-       DATASETS, BENCHMARK_METRICS, STAGES)
+ALL = (REWARDS, ADVANTAGES, KL_ESTIMATORS, POLICY_LOSSES, AGGREGATIONS, PAIRWISE_JUDGES, ENGINES, SCORERS,
+       ROLLOUT_ENGINES, DATASETS, BENCHMARK_METRICS, STAGES)

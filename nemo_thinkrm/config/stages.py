@@ -13,7 +13,8 @@ from typing import Dict, List, Optional
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
-from nemo_thinkrm.config.registry import ADVANTAGES, DATASETS, PAIRWISE_JUDGES, REWARDS, ROLLOUT_ENGINES, SCORERS
+from nemo_thinkrm.config.registry import (ADVANTAGES, DATASETS, PAIRWISE_JUDGES, POLICY_LOSSES, REWARDS,
+                                          ROLLOUT_ENGINES, SCORERS)
 from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.optim import OptimConfig
 from nemo_thinkrm.config.parallel import ParallelConfig, RecomputeConfig
@@ -306,6 +307,9 @@ class PolicyRLConfig(TrainConfig):
     dual_clip_c: Optional[float] = None
     kl_coef: float = 1.0e-3
     kl_estimator: str = "k3"
+    policy_loss: str = "ppo_clip"
+    """A name in ``config/registry.py: POLICY_LOSSES``: ppo_clip (one ratio per token) or gspo (one per sample;
+    use it with aggregation=seq_mean_token_mean and GSPO's small clip range, e.g. clip_eps=3e-4)."""
     aggregation: str = "token_mean"
     """A name in ``config/registry.py: AGGREGATIONS``: token_mean or seq_mean_token_mean."""
     advantage: str = "grpo"
@@ -315,6 +319,13 @@ class PolicyRLConfig(TrainConfig):
     """Divide by the group's spread (GRPO's std; the pairwise root); false: the centred score alone."""
     drop_uniform_groups: bool = False
     """Zero the advantages of groups whose rewards are all equal (no signal) — beyond the paper."""
+    dynamic_sampling_rounds: int = 0
+    """DAPO's dynamic sampling: up to this many extra rollout rounds (of prompts_per_step fresh prompts
+    each) per step, keeping groups whose scores differ until the batch is full (0: off; the cheap
+    variant is drop_uniform_groups)."""
+    mask_truncated: bool = False
+    """DAPO's overlong filtering: a sample cut at generation.max_new_tokens gets no advantage, so its
+    unfinished text neither is rewarded nor punished (``masked_truncated`` in metrics)."""
     ppo_epochs: int = 1
     offload_reference: bool = True
     """GPU: keep the frozen reference's weights in host memory between its one use per step
@@ -331,9 +342,12 @@ class PolicyRLConfig(TrainConfig):
                               "log-probs of GRPO / pairwise RLHF are not split over CP ranks — use TP/PP/DP")
         ROLLOUT_ENGINES.check(self.rollout_engine, "rollout_engine")
         ADVANTAGES.check(self.advantage, "advantage")
+        POLICY_LOSSES.check(self.policy_loss, "policy_loss")
         check_pg_options(self.clip_eps, self.clip_eps_high, self.dual_clip_c, self.kl_coef, self.aggregation,
                          self.kl_estimator)
         self.generation.check_sampling()
+        if self.dynamic_sampling_rounds < 0:
+            raise ConfigError(f"dynamic_sampling_rounds must be >= 0, got {self.dynamic_sampling_rounds}")
         if self.ppo_epochs < 1:
             raise ConfigError(f"ppo_epochs must be >= 1, got {self.ppo_epochs}")
         if self.rollout_engine == "megatron" and self.parallel.pipeline_model_parallel_size > 1:
@@ -362,6 +376,9 @@ class GRPOConfig(PolicyRLConfig):
     """A name in ``config/registry.py: REWARDS``: binary (1/0) or multiclass (1 / 0.5 / 0) reproduce the paper."""
     reward_weights: Dict[str, float] = field(default_factory=dict)
     """Instead of ``reward``: a weighted sum of registered rewards, e.g. ``{binary: 1.0, format_bonus: 0.1}``."""
+    reward_options: Dict[str, float] = field(default_factory=dict)
+    """Keyword arguments every reward receives besides ``n_tokens`` and ``max_new_tokens``, e.g.
+    ``{overlong_window: 256}`` for overlong_penalty, ``{target: 512}`` for length_penalty."""
     prompts_per_step: int = 512
     group_size: int = 8
     kl_coef: float = 1.0e-4

@@ -35,6 +35,7 @@ class VerdictRewards:
         self.group_size = cfg.group_size
         self.template = load_template(cfg.template)
         self.reward_fn = reward_fn
+        self.reward_options = {"max_new_tokens": cfg.generation.max_new_tokens, **dict(cfg.reward_options)}
         records = load_preference_data(cfg.data.name, path=cfg.data.path, hub_id=cfg.data.hub_id,
                                        split=cfg.data.split, field_map=dict(cfg.data.field_map) or None,
                                        limit=cfg.data.limit).records
@@ -52,7 +53,7 @@ class VerdictRewards:
         r, c, inv = [], [], []
         for k, x in enumerate(samples):
             p = self.prompts[chosen[k // self.group_size]]
-            r.append(self.reward_fn(x.text, p.label, mode=mode, n_tokens=len(x.output_ids)))
+            r.append(self.reward_fn(x.text, p.label, mode=mode, n_tokens=len(x.output_ids), **self.reward_options))
             v = parse_verdict(x.text, mode)
             c.append(sample_accuracy(v, p.label)[0])
             inv.append(0.0 if v.valid else 1.0)

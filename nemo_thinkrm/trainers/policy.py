@@ -30,11 +30,10 @@ from typing import Any, Iterator, Optional, Protocol, Sequence
 import torch
 
 from nemo_thinkrm.algorithms.advantages import drop_uniform_groups
-from nemo_thinkrm.algorithms.pg_loss import clipped_pg_loss
 from nemo_thinkrm.checkpoint.convert import load_initial_weights, shared_hf_dir
 from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.registry import ADVANTAGES
+from nemo_thinkrm.config.registry import ADVANTAGES, POLICY_LOSSES
 from nemo_thinkrm.config.stages import PolicyRLConfig
 from nemo_thinkrm.generation.interface import (
     GenerationOutput,
@@ -169,9 +168,14 @@ def rl_step(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step: int) ->
     samples, rollout_stats = sample_rollouts(cfg, state, task.ids, task.texts, chosen, step)
     t1 = time.time()
     scores = task.source.score(chosen, samples, step)
+    if cfg.dynamic_sampling_rounds:
+        samples, scores = dynamic_sampling(cfg, state, task, step, samples, scores, rollout_stats)
     adv = group_advantages(cfg, scores)
     if adv.shape != (len(samples),):
         raise RuntimeError(f"advantages of shape {tuple(adv.shape)} for {len(samples)} samples")
+    if cfg.mask_truncated:
+        adv, masked = mask_truncated(adv, samples)
+        scores.metrics["masked_truncated"] = masked
     log_rollouts(cfg, step, samples, **scores.columns, advantage=adv.tolist())
     t2 = time.time()
     stats = policy_gradient_step(cfg, state, samples, adv)
@@ -193,12 +197,73 @@ def group_advantages(cfg: PolicyRLConfig, scores: Scores) -> torch.Tensor:
     return adv.reshape(-1)
 
 
+def mask_truncated(adv: torch.Tensor, samples: Sequence[GenerationOutput]) -> tuple[torch.Tensor, float]:
+    """(advantages with those of samples cut at the token limit zeroed, the fraction zeroed)."""
+    cut = torch.tensor([x.finish_reason == "length" for x in samples])
+    return torch.where(cut, torch.zeros_like(adv), adv), float(cut.float().mean())
+
+
 # ------------------------------------------------------------------ rollouts
 
-def choose_prompts(n: int, k: int, seed: int, step: int) -> list[int]:
-    """The step's prompts: ``k`` of ``n``, a pure function of (seed, step)."""
+def choose_prompts(n: int, k: int, seed: int, step: int, draw: int = 0) -> list[int]:
+    """The step's prompts: ``k`` of ``n``, a pure function of (seed, step); ``draw`` r > 0 gives the
+    next ``k`` of the same permutation (dynamic sampling's fresh prompts; fewer at its end)."""
     g = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return torch.randperm(n, generator=g)[:k].tolist()
+    return torch.randperm(n, generator=g)[draw * k:(draw + 1) * k].tolist()
+
+
+def groups_with_signal(scores: Scores) -> list[int]:
+    """The groups whose scores differ (rewards not all equal, or some preference non-zero): the only
+    ones a group-relative advantage can learn from."""
+    if scores.rewards is not None:
+        return (scores.rewards.max(-1).values != scores.rewards.min(-1).values).nonzero().view(-1).tolist()
+    return (scores.preferences.flatten(1) != 0).any(-1).nonzero().view(-1).tolist()
+
+
+def take_groups(parts: Sequence[tuple[Sequence[GenerationOutput], Scores]], picks: Sequence[tuple[int, int]],
+                G: int) -> tuple[list[GenerationOutput], Scores]:
+    """The samples and scores of the (part, group) ``picks``, in that order; metrics from the first part."""
+    samples = [parts[p][0][g * G + j] for p, g in picks for j in range(G)]
+    first = parts[0][1]
+
+    def stack(field: str) -> Optional[torch.Tensor]:
+        if getattr(first, field) is None:
+            return None
+        return torch.stack([getattr(parts[p][1], field)[g] for p, g in picks])
+
+    columns = {k: [parts[p][1].columns[k][g * G + j] for p, g in picks for j in range(G)] for k in first.columns}
+    return samples, Scores(rewards=stack("rewards"), preferences=stack("preferences"), metrics=dict(first.metrics),
+                           columns=columns)
+
+
+def dynamic_sampling(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step: int,
+                     samples: list[GenerationOutput], scores: Scores, rollout_stats: dict
+                     ) -> tuple[list[GenerationOutput], Scores]:
+    """DAPO's dynamic sampling (Yu et al. 2025, arXiv:2503.14476, section 3.2), bounded: up to
+    ``dynamic_sampling_rounds`` more rounds of fresh prompts until ``prompts_per_step`` groups with
+    signal are found; a batch still short is filled with the first round's groups without signal
+    (their advantage is 0), so the update always sees ``prompts_per_step × group_size`` samples.
+    The metrics stay the first round's (an unbiased look at the policy); rounds and the share of
+    groups with signal are added. Every rank runs the same rounds (scores are identical on all)."""
+    P, G = cfg.prompts_per_step, cfg.group_size
+    parts = [(samples, scores)]
+    kept = [(0, g) for g in groups_with_signal(scores)]
+    rounds = 0
+    while len(kept) < P and rounds < cfg.dynamic_sampling_rounds:
+        more = choose_prompts(len(task.ids), P, cfg.seed, step, draw=rounds + 1)
+        if len(more) < P:  # the permutation is used up: no fresh prompts left this step
+            break
+        rounds += 1
+        extra, stats = sample_rollouts(cfg, state, task.ids, task.texts, more, step)
+        for key in ("refit_s", "time_generate_s"):
+            rollout_stats[key] += stats[key]
+        parts.append((extra, task.source.score(more, extra, step)))
+        kept += [(rounds, g) for g in groups_with_signal(parts[-1][1])]
+    signal = min(len(kept), P)
+    picks = kept[:P] + [(0, g) for g in range(P) if (0, g) not in kept][:P - signal]
+    samples, merged = take_groups(parts, picks, G)
+    merged.metrics.update({"dynamic_sampling_rounds": rounds, "groups_with_signal_kept": signal / P})
+    return samples, merged
 
 
 def rollout_requests(ids: Sequence[str], texts: Sequence[str], chosen: Sequence[int], group_size: int,
@@ -318,7 +383,7 @@ def pg_loss(cfg: PolicyRLConfig, vocab_size: int, batch, output):
     """The engine calls this with vocab-sharded logits (no labels in the batch). The policy
     entropy on response tokens is logged, not optimised (Think-RM: no entropy bonus)."""
     logprob = vocab_parallel_logprobs(output, batch["targets"], vocab_size)
-    loss_sum, count, stats = clipped_pg_loss(
+    loss_sum, count, stats = POLICY_LOSSES.get(cfg.policy_loss)(
         batch, logprob, clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high, dual_clip_c=cfg.dual_clip_c,
         kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator, aggregation=cfg.aggregation)
     stats["entropy_sum"] = (vocab_parallel_entropy(output, vocab_size) * batch["response_mask"]).sum().double()

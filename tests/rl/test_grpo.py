@@ -116,3 +116,40 @@ def test_megatron_rollouts_refuse_a_pipelined_policy(pairs, tmp_path):
     proc = run_cli("grpo", "--config-name", "tiny_grpo", f"run_dir={tmp_path}", f"data.path={pairs}",
                    "model.hf_path=/x", "parallel.pipeline_model_parallel_size=2")
     assert proc.returncode == 2 and "use rollout_engine=vllm for a pipelined policy" in proc.stderr
+
+
+@pytest.mark.slow
+def test_gspo_is_a_config_choice(learning_run, sft_start, pairs, tmp_path):
+    """policy_loss=gspo (one importance ratio per sample) on the same rollouts: step 1 samples what the
+    PPO run sampled (same seed, same start), and then the losses differ."""
+    run_dir = tmp_path / "gspo"
+    proc = run_cli(*_args(run_dir, sft_start, pairs, "train_iters=2", "checkpoint.save_interval=0",
+                          "policy_loss=gspo", "aggregation=seq_mean_token_mean", "clip_eps=3e-4", "clip_eps_high=4e-4"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_metrics(run_dir, "train")
+    ppo = learning_run[0]
+    assert [r["step"] for r in rows] == [1, 2]
+    assert rows[0]["reward_mean"] == ppo["reward_mean"] and rows[0]["response_length"] == ppo["response_length"]
+    assert rows[0]["pg_loss"] != ppo["pg_loss"] and rows[0]["grad_norm"] > 0
+
+
+@pytest.mark.slow
+def test_dapo_options_are_config_choices(sft_start, pairs, tmp_path):
+    """DAPO's dynamic sampling, overlong penalty and truncation mask in one short run, set up so each
+    has work: groups of 2 (half of them without signal) and a token limit at the typical length."""
+    run_dir = tmp_path / "dapo"
+    proc = run_cli(*_args(run_dir, sft_start, pairs, "train_iters=2", "checkpoint.save_interval=0",
+                          "prompts_per_step=8", "group_size=2", "generation.max_new_tokens=44",
+                          "+reward_weights={binary: 1.0, overlong_penalty: 1.0}",
+                          "+reward_options={overlong_window: 4}",
+                          "mask_truncated=true", "dynamic_sampling_rounds=2"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_metrics(run_dir, "train")
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:
+        assert 0 <= r["dynamic_sampling_rounds"] <= 2 and r["groups_with_signal_kept"] >= r["groups_with_signal"]
+        assert r["masked_truncated"] == r["truncation_rate"]   # every truncated sample of the batch masked
+        assert r["reward_mean"] <= r["accuracy"]               # binary reward + a penalty <= 0
+    assert any(r["dynamic_sampling_rounds"] > 0 and r["groups_with_signal_kept"] > r["groups_with_signal"]
+               for r in rows)
+    assert any(r["truncation_rate"] > 0 for r in rows) and any(r["reward_mean"] < r["accuracy"] for r in rows)

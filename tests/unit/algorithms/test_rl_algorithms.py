@@ -37,7 +37,7 @@ def approx(t, expected, tol=1e-5):
 
 
 def test_builtin_registries_list_their_names():
-    assert sorted(REWARDS.names()) == ["binary", "format_bonus", "length_penalty", "multiclass"]
+    assert sorted(REWARDS.names()) == ["binary", "format_bonus", "length_penalty", "multiclass", "overlong_penalty"]
     assert KL_ESTIMATORS.names() == ["k1", "k2", "k3"]
     assert ADVANTAGES.names() == ["grpo", "pairwise"]
     with pytest.raises(ConfigError, match="k1"):
@@ -355,3 +355,71 @@ def test_combine_weighted_sum():
         combine({"bianry": 1.0})
     with pytest.raises(ConfigError):
         combine({})
+
+
+def test_gspo_one_ratio_per_sample_by_hand():
+    # sample 0: log ρ = (0.1, 0.3) on its 2 response tokens → s0 = e^0.2 = 1.221403, A = +1, clipped at 1.2
+    # sample 1: log ρ = (0, −0.3, 0) → s1 = e^−0.1 = 0.904837, A = −1, inside [0.8, 1.2]
+    from nemo_thinkrm.config.registry import POLICY_LOSSES
+
+    old = torch.zeros(2, 3)
+    lp = torch.tensor([[0.1, 0.3, 9.0], [0.0, -0.3, 0.0]], requires_grad=True)
+    batch = {"old_logprob": old, "advantages": torch.tensor([[1.0] * 3, [-1.0] * 3]),
+             "response_mask": torch.tensor([[1, 1, 0], [1, 1, 1]])}
+    gspo = POLICY_LOSSES.get("gspo")
+    loss, count, stats = gspo(batch, lp, clip_eps=0.2, aggregation="seq_mean_token_mean")
+    s1 = math.exp(-0.1)
+    assert count == 2 and approx(loss, -1.2 + s1)  # (1/G)·Σ min(s·A, clip(s)·A), as a sum over samples
+    assert approx(stats["clipfrac_sum"], 2) and approx(stats["ratio_sum"], 2 * math.exp(0.2) + 3 * s1)
+    loss.backward()
+    # sample 0 clipped: no gradient; sample 1: d/dlp_t [−A·s1] = s1 / 3 on each of its tokens
+    assert approx(lp.grad, [[0, 0, 0], [s1 / 3] * 3])
+    tokens, n = gspo(batch, lp.detach(), clip_eps=0.2)[:2]  # token_mean: every token carries its sample's value
+    assert n == 5 and approx(tokens, 2 * -1.2 + 3 * s1)
+    # the token-level PPO loss differs: sample 0's ratios e^0.1 (inside) and e^0.3 (clipped to 1.2);
+    # sample 1's e^−0.3 = 0.741 < 0.8 with A < 0 takes the clipped 0.8
+    ppo = POLICY_LOSSES.get("ppo_clip")(batch, lp.detach(), clip_eps=0.2)[0]
+    assert approx(ppo, -math.exp(0.1) - 1.2 + (1 + 0.8 + 1))
+
+
+def test_overlong_penalty_and_truncation_mask_by_hand():
+    from nemo_thinkrm.generation.interface import GenerationOutput
+    from nemo_thinkrm.trainers.policy import mask_truncated
+
+    pen = REWARDS.get("overlong_penalty")
+    kw = {"mode": "binary", "max_new_tokens": 100, "overlong_window": 20}
+    # free up to 100 − 20 = 80 tokens; then (80 − n) / 20: 90 → −0.5, 100 (cut at the limit) → −1
+    assert [pen("x", "A", n_tokens=n, **kw) for n in (0, 80, 81, 90, 100)] == [0.0, 0.0, -0.05, -0.5, -1.0]
+    with pytest.raises(ConfigError, match="overlong_window"):
+        pen("x", "A", mode="binary", n_tokens=5, max_new_tokens=100)
+    with pytest.raises(ConfigError, match="overlong_window must be in"):
+        pen("x", "A", n_tokens=5, **{**kw, "overlong_window": 101})
+    outs = [GenerationOutput(str(i), "", 1, reason) for i, reason in enumerate(["stop", "length", "stop", "length"])]
+    adv, masked = mask_truncated(torch.tensor([0.5, -1.0, 2.0, 3.0]), outs)
+    assert adv.tolist() == [0.5, 0.0, 2.0, 0.0] and masked == 0.5
+
+
+def test_dynamic_sampling_parts_by_hand():
+    from nemo_thinkrm.generation.interface import GenerationOutput
+    from nemo_thinkrm.trainers.policy import Scores, choose_prompts, groups_with_signal, take_groups
+
+    # draws are disjoint slices of one permutation, the first is the step's usual prompts
+    first, second = choose_prompts(10, 4, 0, 3), choose_prompts(10, 4, 0, 3, draw=1)
+    assert len(second) == 4 and not set(first) & set(second) and choose_prompts(10, 4, 0, 3, draw=2) == \
+        [i for i in range(10) if i not in first + second]
+    r0 = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])   # group 0 has signal
+    r1 = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.5]])   # groups 1 and 2
+    assert groups_with_signal(Scores(rewards=r0)) == [0] and groups_with_signal(Scores(rewards=r1)) == [1, 2]
+    d = torch.zeros(2, 2, 2)
+    d[1, 0, 1], d[1, 1, 0] = 1.0, -1.0
+    assert groups_with_signal(Scores(preferences=d)) == [1]
+
+    def part(tag, r):
+        outs = [GenerationOutput(f"{tag}{k}", "", 1, "stop") for k in range(r.numel())]
+        return outs, Scores(rewards=r, metrics={"reward_mean": float(r.mean())}, columns={"reward": r.view(-1).tolist()})
+    parts = [part("a", r0), part("b", r1)]
+    # 3 groups wanted: signal first (a0, b1, b2), in draw order
+    samples, scores = take_groups(parts, [(0, 0), (1, 1), (1, 2)], 2)
+    assert [x.id for x in samples] == ["a0", "a1", "b2", "b3", "b4", "b5"]
+    assert scores.rewards.tolist() == [[1, 0], [0, 1], [1, 0.5]] and scores.columns["reward"] == [1, 0, 0, 1, 1, 0.5]
+    assert scores.metrics == {"reward_mean": float(r0.mean())}
