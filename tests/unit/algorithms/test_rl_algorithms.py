@@ -416,7 +416,8 @@ def test_dynamic_sampling_parts_by_hand():
 
     def part(tag, r):
         outs = [GenerationOutput(f"{tag}{k}", "", 1, "stop") for k in range(r.numel())]
-        return outs, Scores(rewards=r, metrics={"reward_mean": float(r.mean())}, columns={"reward": r.view(-1).tolist()})
+        return outs, Scores(rewards=r, metrics={"reward_mean": float(r.mean())},
+                            columns={"reward": r.view(-1).tolist()})
     parts = [part("a", r0), part("b", r1)]
     # 3 groups wanted: signal first (a0, b1, b2), in draw order
     samples, scores = take_groups(parts, [(0, 0), (1, 1), (1, 2)], 2)
