@@ -46,8 +46,9 @@ class GenerationConfig:
     """megatron rollout sampler: KV-cached decoding (false: recompute the whole sequence every token)."""
 
     def validate(self) -> None:
-        if self.backend not in SCORERS:
-            ENGINES.check(self.backend, "generation.backend")
+        if self.backend not in ENGINES and self.backend not in SCORERS:
+            raise ConfigError(f"unknown generation backend {self.backend!r} (generation.backend); valid names: "
+                              f"{ENGINES.names() + SCORERS.names()}")
         if self.backend == "openai" and not self.endpoints:
             raise ConfigError("generation.backend=openai needs generation.endpoints (URLs or an endpoints file)")
         self.check_sampling()

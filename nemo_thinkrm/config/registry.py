@@ -51,9 +51,9 @@ class Registry:
             raise ConfigError(f"unknown {self.kind} {name!r}{where}; valid names: {self.names()}")
         return name
 
-    def get(self, name: str) -> Any:
-        """The object registered as ``name``, imported on first use."""
-        self.check(name)
+    def get(self, name: str, option: Optional[str] = None) -> Any:
+        """The object registered as ``name``, imported on first use (``option``: as in ``check``)."""
+        self.check(name, option)
         if name not in self._loaded:
             target = self._entries[name]
             if isinstance(target, str):

@@ -43,13 +43,16 @@ class PreparedRun:
 
     run_dir: Path
     judge_path: Optional[str]
-    template: Any
     prompts: list[JudgePrompt]
     over_length: list[str]
     load_note: str
     judge: PairJudge
     records: list = field(default_factory=list)
     """The pairs judged (after ``transform``): what a reward model scores."""
+
+    @property
+    def template(self) -> Any:
+        return self.judge.template
 
 
 def prepare(cfg: EvalConfig, transform: Optional[Callable[[list], list]] = None) -> PreparedRun:
@@ -78,7 +81,7 @@ def prepare(cfg: EvalConfig, transform: Optional[Callable[[list], list]] = None)
     if over_length:
         logger.warning("%d pairs have prompts longer than max_prompt_tokens=%d; they are reported, not judged",
                        len(over_length), cfg.max_prompt_tokens)
-    return PreparedRun(run_dir, judge_path, template, prompts, over_length, load_note, judge, list(records))
+    return PreparedRun(run_dir, judge_path, prompts, over_length, load_note, judge, list(records))
 
 
 def judge_rows(cfg: EvalConfig, prep: PreparedRun) -> tuple[list[dict], str, list[str]]:
@@ -94,7 +97,7 @@ def judge_rows(cfg: EvalConfig, prep: PreparedRun) -> tuple[list[dict], str, lis
                            len(over))
         skip = set(over)
         return [r for r in rows if r["example_id"] not in skip], reward_eval.MODE, over
-    rows = generate_missing(cfg, prep, prep.prompts, pred_path)
+    rows = generate_missing(cfg, prep)
     return rows, prep.template.mode, prep.over_length
 
 
@@ -146,9 +149,10 @@ def load_inputs(cfg: EvalConfig, judge_path: Optional[str]):
     return template, tokenizer, loaded.records, loaded.summary()
 
 
-def generate_missing(cfg: EvalConfig, prep: PreparedRun, prompts: list[JudgePrompt], pred_path: Path) -> list[dict]:
-    """Judge every (prompt, seed) not yet answered with ``prep.judge`` over the configured engine;
-    append rows chunk by chunk."""
+def generate_missing(cfg: EvalConfig, prep: PreparedRun) -> list[dict]:
+    """Judge every (prompt, seed) of ``prep`` not yet in its ``predictions.jsonl`` with ``prep.judge``
+    over the configured engine; append rows chunk by chunk."""
+    prompts, pred_path = prep.prompts, prep.run_dir / preds.FILENAME
     rows = preds.read_rows(pred_path)
     done = preds.completed_ids(rows)
     todo = requests_for(prompts, cfg.voting.m, done, chat=cfg.generation.mode == "chat")

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from nemo_thinkrm.config.stages import SynthConfig
-from nemo_thinkrm.evaluation import predictions as preds
 from nemo_thinkrm.evaluation.metrics import samples_from_rows
 from nemo_thinkrm.evaluation.runner import generate_missing, prepare
 
@@ -30,7 +29,7 @@ def run(cfg: SynthConfig) -> dict[str, Any]:
     run_dir, template, prompts, over_length, note = (prep.run_dir, prep.template, prep.prompts,
                                                      prep.over_length, prep.load_note)
     cfg.voting.m = cfg.samples_per_pair
-    rows = generate_missing(cfg, prep, prompts, run_dir / preds.FILENAME)
+    rows = generate_missing(cfg, prep)
     scored = samples_from_rows(rows, template.mode)
     correct = defaultdict(list)
     for row, s in zip(rows, scored):

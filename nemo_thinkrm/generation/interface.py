@@ -139,5 +139,4 @@ class RolloutEngine(Generator):
 
 def build_rollout_engine(name: str, setup: RolloutSetup) -> RolloutEngine:
     """Instantiate the configured rollout engine (imports it only now)."""
-    ROLLOUT_ENGINES.check(name, "rollout_engine")
-    return ROLLOUT_ENGINES.get(name).from_setup(setup)
+    return ROLLOUT_ENGINES.get(name, "rollout_engine").from_setup(setup)

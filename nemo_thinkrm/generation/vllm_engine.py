@@ -59,6 +59,7 @@ from nemo_thinkrm.generation.interface import (GenerationOutput, GenerationReque
 from nemo_thinkrm.generation.refit import DEFAULT_BUCKET_MB, iter_hf_weights
 from nemo_thinkrm.generation.vllm_args import engine_args
 from nemo_thinkrm.runtime.device import cuda_available, release_cached_memory
+from nemo_thinkrm.runtime.distributed import global_rank
 
 
 def token_prompts(tokenizer: Any, requests: Sequence[GenerationRequest]) -> list[list[int]]:
@@ -139,7 +140,7 @@ class VLLMRolloutEngine(RolloutEngine):
 
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         world = dist.get_world_size() if dist.is_initialized() else 1
-        self.rank = dist.get_rank() if dist.is_initialized() else 0
+        self.rank = global_rank()
         self.engine_tp = int(cfg.tensor_parallel_size)
         if self.engine_tp < 1 or world % self.engine_tp:
             raise ConfigError(f"generation.tensor_parallel_size={cfg.tensor_parallel_size} (the rollout engine's TP) "

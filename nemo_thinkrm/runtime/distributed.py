@@ -145,7 +145,7 @@ def global_rank() -> int:
 
 def is_rank0() -> bool:
     """Whether this process is global rank 0, the one that writes shared files (or no group is up)."""
-    return not dist.is_initialized() or dist.get_rank() == 0
+    return global_rank() == 0
 
 
 def data_parallel_coords() -> tuple[int, int]:

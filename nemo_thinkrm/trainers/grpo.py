@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from nemo_thinkrm.algorithms.advantages import drop_uniform_groups
 from nemo_thinkrm.algorithms.rewards import combine
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.registry import ADVANTAGES, REWARDS
@@ -62,8 +63,7 @@ class VerdictRewards:
         return Scores(rewards=rewards, columns={"reward": r, "valid_verdict": [i == 0 for i in inv]},
                       metrics={"reward_mean": float(rewards.mean()), "accuracy": float(correct.mean()),
                                "invalid_rate": float(invalid.mean()),
-                               "groups_with_signal": float((rewards.max(1).values != rewards.min(1).values)
-                                                           .float().mean())})
+                               "groups_with_signal": float(drop_uniform_groups(rewards).float().mean())})
 
     def close(self) -> None:
         pass

@@ -216,7 +216,7 @@ def groups_with_signal(scores: Scores) -> list[int]:
     """The groups whose scores differ (rewards not all equal, or some preference non-zero): the only
     ones a group-relative advantage can learn from."""
     if scores.rewards is not None:
-        return (scores.rewards.max(-1).values != scores.rewards.min(-1).values).nonzero().view(-1).tolist()
+        return drop_uniform_groups(scores.rewards).nonzero().view(-1).tolist()
     return (scores.preferences.flatten(1) != 0).any(-1).nonzero().view(-1).tolist()
 
 
@@ -260,7 +260,8 @@ def dynamic_sampling(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step
         parts.append((extra, task.source.score(more, extra, step)))
         kept += [(rounds, g) for g in groups_with_signal(parts[-1][1])]
     signal = min(len(kept), P)
-    picks = kept[:P] + [(0, g) for g in range(P) if (0, g) not in kept][:P - signal]
+    first_round = {g for r, g in kept if r == 0}
+    picks = kept[:P] + [(0, g) for g in range(P) if g not in first_round][:P - signal]
     samples, merged = take_groups(parts, picks, G)
     merged.metrics.update({"dynamic_sampling_rounds": rounds, "groups_with_signal_kept": signal / P})
     return samples, merged
