@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from nemo_thinkrm.config.errors import ConfigError, InjectedFault
-from nemo_thinkrm.config.stages import register_schemas
 from nemo_thinkrm.runtime.launch import launcher_rank
 from nemo_thinkrm.runtime.run_lock import RunLock
-from nemo_thinkrm.config.registry import STAGES, Stage
+from nemo_thinkrm.config.registry import STAGES, Stage, register_schemas
 
 CONF_DIR = Path(os.environ.get("THINKRM_CONF_DIR", Path(__file__).resolve().parents[1] / "conf"))
 

@@ -9,8 +9,8 @@ Every estimator (``config/registry.py: ADVANTAGES``) reads one kind of score and
 
 Each returns ``Tensor[num_groups, G]``.
 
-Plus two helpers: ``broadcast_to_tokens`` (one advantage per sample onto its response tokens) and
-``drop_uniform_groups`` (GRPO's filter for groups that teach nothing). Nothing here communicates; groups are rows.
+Plus ``broadcast_to_tokens`` (one advantage per sample onto its response tokens). Nothing here
+communicates; groups are rows. What the update then keeps is a batch filter's choice (``filters.py``).
 """
 
 from __future__ import annotations
@@ -72,16 +72,6 @@ def grpo_advantages(rewards: torch.Tensor, *, scale_by_std: bool = True, eps: fl
             raise ConfigError("GRPO with scale_by_std needs at least 2 responses per group (unbiased std)")
         centered = centered / (rewards.std(dim=-1, keepdim=True) + eps)
     return torch.where(_uniform(rewards).unsqueeze(-1), torch.zeros_like(centered), centered)
-
-
-def drop_uniform_groups(rewards: torch.Tensor) -> torch.Tensor:
-    """Bool[num_groups]: True = keep, i.e. the group's rewards are not all (exactly) equal.
-
-    A group where every response scored the same has zero advantage everywhere,
-    so it only dilutes the token/sequence count the loss is divided by (DAPO's
-    "dynamic sampling" filters such groups).
-    """
-    return ~_uniform(_check_rewards(rewards))
 
 
 def broadcast_to_tokens(adv: torch.Tensor, response_mask: torch.Tensor) -> torch.Tensor:

@@ -144,3 +144,30 @@ def combine(spec: Mapping[str, float]) -> Callable[..., float]:
 
     combined.__doc__ = "Weighted reward: " + " + ".join(f"{w}*{n}" for n, w, _ in terms)
     return combined
+
+
+# ------------------------------------------------------------------ both orders of a pair in one group (J1)
+
+def order_pairs(values, group_size: int):
+    """``[P, G]`` per-sample values → ``[P, G/2, 2]``: samples 2k and 2k+1 of a group judged the same pair
+    in its two orders (``swap=both`` in GRPO lays a group out so)."""
+    if group_size % 2:
+        raise ConfigError(f"both orders in one group need an even group_size, got {group_size}")
+    return values.view(values.shape[0], group_size // 2, 2)
+
+
+def position_consistent(rewards, correct):
+    """J1's position-consistent reward (Whitehouse et al. 2025, arXiv:2505.10320): a sample keeps a
+    positive reward only if its verdict and its partner's in the other order are both right, so a
+    judge that always answers "A" earns nothing; penalties (negative terms) stay. ``rewards`` float
+    and ``correct`` bool, both ``[P, G]`` laid out as ``order_pairs`` says."""
+    both = order_pairs(correct.bool(), rewards.shape[1]).all(-1).repeat_interleave(2, dim=1)
+    return rewards.where(both, rewards.clamp(max=0.0))
+
+
+def position_consistency(correct, valid) -> float:
+    """The share of order pairs whose two verdicts are valid and name the same response (both right or
+    both wrong: a verdict that follows the position flips between the orders)."""
+    G = correct.shape[1]
+    c, v = order_pairs(correct.bool(), G), order_pairs(valid.bool(), G)
+    return float((v.all(-1) & (c[..., 0] == c[..., 1])).float().mean())

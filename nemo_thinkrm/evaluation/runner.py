@@ -20,7 +20,7 @@ from nemo_thinkrm.checkpoint.convert import hf_dir_for
 from nemo_thinkrm.checkpoint.start import tokenizer_for
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.registry import SCORERS
-from nemo_thinkrm.config.stages import EvalConfig
+from nemo_thinkrm.config.evaluation import EvalConfig
 from nemo_thinkrm.data.preference import load_preference_data
 from nemo_thinkrm.data.records import SCORES_ONLY
 from nemo_thinkrm.evaluation import predictions as preds

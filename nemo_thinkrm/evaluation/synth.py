@@ -17,7 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from nemo_thinkrm.config.stages import SynthConfig
+from nemo_thinkrm.config.evaluation import SynthConfig
 from nemo_thinkrm.evaluation.metrics import samples_from_rows
 from nemo_thinkrm.evaluation.runner import generate_missing, prepare
 

@@ -28,7 +28,7 @@ from typing import Any, Optional
 from nemo_thinkrm.checkpoint.convert import hf_dir_for
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
-from nemo_thinkrm.config.stages import QuickstartConfig
+from nemo_thinkrm.config.quickstart import QuickstartConfig
 from nemo_thinkrm.data.synthetic import answer_is_right, make_answer_records, make_task_split, write_preference_jsonl
 from nemo_thinkrm.generation.interface import GenerationRequest, build_generator
 from nemo_thinkrm.generation.serve_judge import start_servers, stop_servers

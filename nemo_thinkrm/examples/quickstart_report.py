@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
-from nemo_thinkrm.config.stages import QuickstartConfig
+from nemo_thinkrm.config.quickstart import QuickstartConfig
 from nemo_thinkrm.evaluation.report import save_figure
 
 STAGE_LABELS = {"untrained": "untrained (random init)", "sft": "after warm-up SFT", "grpo": "after GRPO"}

@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from nemo_thinkrm.algorithms.advantages import drop_uniform_groups
-from nemo_thinkrm.algorithms.rewards import combine
+from nemo_thinkrm.algorithms.filters import has_signal
+from nemo_thinkrm.algorithms.rewards import combine, position_consistency, position_consistent
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.registry import ADVANTAGES, REWARDS
-from nemo_thinkrm.config.stages import GRPOConfig
+from nemo_thinkrm.config.rl import GRPOConfig
 from nemo_thinkrm.data.preference import load_preference_data
 from nemo_thinkrm.genrm import load_template, parse_verdict, sample_accuracy
 from nemo_thinkrm.genrm.prompts import build_prompts, split_over_length
@@ -30,7 +30,10 @@ logger = logging.getLogger("nemo_thinkrm.grpo")
 
 class VerdictRewards:
     """GRPO's reward source: the judge prompts of a preference set, their ground truth, and the
-    verdict rules (``algorithms/rewards.py``) that score each sampled judgement."""
+    verdict rules (``algorithms/rewards.py``) that score each sampled judgement.
+
+    ``groups[i]`` holds the prompt(s) of group i: one order, or with ``swap=both`` the pair's two
+    orders, which its samples take in turn (J1's layout for position-consistent rewards)."""
 
     def __init__(self, cfg: GRPOConfig, tokenizer, reward_fn) -> None:
         self.group_size = cfg.group_size
@@ -42,28 +45,43 @@ class VerdictRewards:
                                        limit=cfg.data.limit).records
         render, count = chat_renderer(tokenizer, cfg.model.tokenizer.think_prefix)
         prompts = build_prompts(records, self.template, render, count, seed=cfg.seed, swap=cfg.swap)
-        self.prompts, over = split_over_length(prompts, cfg.max_prompt_tokens)
+        kept, over = split_over_length(prompts, cfg.max_prompt_tokens)
         if over:
             logger.warning("%d pairs longer than max_prompt_tokens=%d are not used", len(over), cfg.max_prompt_tokens)
-        if len(self.prompts) < cfg.prompts_per_step:
-            raise ConfigError(f"{len(self.prompts)} usable prompts < prompts_per_step={cfg.prompts_per_step}")
+        self.groups: list[tuple] = []
+        by_pair: dict[str, list] = {}
+        for p in kept:
+            if cfg.swap == "both":
+                by_pair.setdefault(p.example_id, []).append(p)
+            else:
+                self.groups.append((p,))
+        self.groups += [tuple(orders) for pair_id, orders in by_pair.items() if pair_id not in over]
+        self.both_orders, self.consistency_reward = cfg.swap == "both", cfg.consistency_reward
+        if len(self.groups) < cfg.prompts_per_step:
+            raise ConfigError(f"{len(self.groups)} usable prompts < prompts_per_step={cfg.prompts_per_step}")
 
     def score(self, chosen, samples, step: int) -> Scores:
         """[P, G] verdict rewards, with accuracy and invalid verdicts beside them."""
         mode = self.template.mode
+        G = self.group_size
         r, c, inv = [], [], []
         for k, x in enumerate(samples):
-            p = self.prompts[chosen[k // self.group_size]]
+            orders = self.groups[chosen[k // G]]
+            p = orders[(k % G) % len(orders)]
             r.append(self.reward_fn(x.text, p.label, mode=mode, n_tokens=len(x.output_ids), **self.reward_options))
             v = parse_verdict(x.text, mode)
             c.append(sample_accuracy(v, p.label)[0])
             inv.append(0.0 if v.valid else 1.0)
-        shape = (len(chosen), self.group_size)
+        shape = (len(chosen), G)
         rewards, correct, invalid = (torch.tensor(v).view(shape) for v in (r, c, inv))
-        return Scores(rewards=rewards, columns={"reward": r, "valid_verdict": [i == 0 for i in inv]},
-                      metrics={"reward_mean": float(rewards.mean()), "accuracy": float(correct.mean()),
-                               "invalid_rate": float(invalid.mean()),
-                               "groups_with_signal": float(drop_uniform_groups(rewards).float().mean())})
+        metrics = {"accuracy": float(correct.mean()), "invalid_rate": float(invalid.mean())}
+        if self.both_orders:
+            metrics["position_consistency"] = position_consistency(correct > 0.5, invalid < 0.5)
+        if self.consistency_reward:
+            rewards = position_consistent(rewards, correct > 0.5)
+        metrics.update(reward_mean=float(rewards.mean()), groups_with_signal=float(has_signal(rewards).float().mean()))
+        return Scores(rewards=rewards, metrics=metrics,
+                      columns={"reward": rewards.view(-1).tolist(), "valid_verdict": [i == 0 for i in inv]})
 
     def close(self) -> None:
         pass
@@ -71,7 +89,9 @@ class VerdictRewards:
 
 def grpo_task(cfg: GRPOConfig, tokenizer, reward_fn) -> RLTask:
     source = VerdictRewards(cfg, tokenizer, reward_fn)
-    return RLTask(ids=[p.prompt_id for p in source.prompts], texts=[p.text for p in source.prompts], source=source)
+    ids = [orders[0].example_id if len(orders) > 1 else orders[0].prompt_id for orders in source.groups]
+    texts = [orders[0].text if len(orders) == 1 else tuple(p.text for p in orders) for orders in source.groups]
+    return RLTask(ids=ids, texts=texts, source=source)
 
 
 def run(cfg: GRPOConfig) -> dict[str, Any]:

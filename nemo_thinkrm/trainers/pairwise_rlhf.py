@@ -24,7 +24,7 @@ from nemo_thinkrm.algorithms.advantages import group_pairs, pairwise_scores, pre
 from nemo_thinkrm.checkpoint.convert import shared_hf_dir
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.registry import PAIRWISE_JUDGES
-from nemo_thinkrm.config.stages import PairwiseRLHFConfig
+from nemo_thinkrm.config.rl import PairwiseRLHFConfig
 from nemo_thinkrm.data.prompts import load_prompts
 from nemo_thinkrm.generation.interface import GenerationOutput, GenerationRequest
 from nemo_thinkrm.generation.judge import CachedJudge, PairJudge

@@ -29,12 +29,12 @@ from typing import Any, Iterator, Optional, Protocol, Sequence
 
 import torch
 
-from nemo_thinkrm.algorithms.advantages import drop_uniform_groups
+from nemo_thinkrm.algorithms.filters import has_signal
 from nemo_thinkrm.checkpoint.convert import load_initial_weights, shared_hf_dir
 from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.registry import ADVANTAGES, POLICY_LOSSES
-from nemo_thinkrm.config.stages import PolicyRLConfig
+from nemo_thinkrm.config.registry import ADVANTAGES, BATCH_FILTERS, POLICY_LOSSES
+from nemo_thinkrm.config.rl import PolicyRLConfig
 from nemo_thinkrm.generation.interface import (
     GenerationOutput,
     GenerationRequest,
@@ -98,8 +98,9 @@ class RLTask:
 
     ids: list[str]
     """One id per prompt (rollout ids are ``<id>:g<k>``)."""
-    texts: list[str]
-    """The prompts, rendered in the policy's chat template."""
+    texts: list[str | tuple[str, ...]]
+    """The prompts, rendered in the policy's chat template; a tuple gives a group its variants in turn
+    (sample g gets ``texts[i][g % len]``: GRPO's ``swap=both`` puts a pair's two orders in one group)."""
     source: RewardSource
 
 
@@ -170,12 +171,7 @@ def rl_step(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step: int) ->
     scores = task.source.score(chosen, samples, step)
     if cfg.dynamic_sampling_rounds:
         samples, scores = dynamic_sampling(cfg, state, task, step, samples, scores, rollout_stats)
-    adv = group_advantages(cfg, scores)
-    if adv.shape != (len(samples),):
-        raise RuntimeError(f"advantages of shape {tuple(adv.shape)} for {len(samples)} samples")
-    if cfg.mask_truncated:
-        adv, masked = mask_truncated(adv, samples)
-        scores.metrics["masked_truncated"] = masked
+    adv = filtered_advantages(cfg, scores, samples)
     log_rollouts(cfg, step, samples, **scores.columns, advantage=adv.tolist())
     t2 = time.time()
     stats = policy_gradient_step(cfg, state, samples, adv)
@@ -183,24 +179,23 @@ def rl_step(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step: int) ->
             "tokens_per_s": stats["response_tokens"] / max(time.time() - t0, 1e-9)}
 
 
-def group_advantages(cfg: PolicyRLConfig, scores: Scores) -> torch.Tensor:
-    """Scores → [P·G] advantages: the configured estimator fed the kind of score it reads, then
-    ``drop_uniform_groups`` (groups whose rewards are all equal teach nothing) when asked."""
+def filtered_advantages(cfg: PolicyRLConfig, scores: Scores, samples: Sequence[GenerationOutput]) -> torch.Tensor:
+    """Scores → [P·G] advantages: the configured estimator fed the kind of score it reads, then the
+    configured batch filters in order (each adds its metric to ``scores.metrics``)."""
     fn = ADVANTAGES.get(cfg.advantage)
     x = getattr(scores, fn.reads)
     if x is None:
         raise ConfigError(f"advantage={cfg.advantage!r} reads {fn.reads}, which this recipe's reward source "
                           f"does not give (it gives {'rewards' if scores.rewards is not None else 'preferences'})")
     adv = fn(x, scale_by_std=cfg.scale_by_std)
-    if cfg.drop_uniform_groups and scores.rewards is not None:
-        adv = adv * drop_uniform_groups(scores.rewards).unsqueeze(1)
+    if adv.numel() != len(samples):
+        raise RuntimeError(f"advantages of shape {tuple(adv.shape)} for {len(samples)} samples")
+    truncated = torch.tensor([s.finish_reason == "length" for s in samples]).view(adv.shape)
+    for name in cfg.filters:
+        adv, metrics = BATCH_FILTERS.get(name)(adv, rewards=scores.rewards, preferences=scores.preferences,
+                                               truncated=truncated)
+        scores.metrics.update(metrics)
     return adv.reshape(-1)
-
-
-def mask_truncated(adv: torch.Tensor, samples: Sequence[GenerationOutput]) -> tuple[torch.Tensor, float]:
-    """(advantages with those of samples cut at the token limit zeroed, the fraction zeroed)."""
-    cut = torch.tensor([x.finish_reason == "length" for x in samples])
-    return torch.where(cut, torch.zeros_like(adv), adv), float(cut.float().mean())
 
 
 # ------------------------------------------------------------------ rollouts
@@ -213,11 +208,8 @@ def choose_prompts(n: int, k: int, seed: int, step: int, draw: int = 0) -> list[
 
 
 def groups_with_signal(scores: Scores) -> list[int]:
-    """The groups whose scores differ (rewards not all equal, or some preference non-zero): the only
-    ones a group-relative advantage can learn from."""
-    if scores.rewards is not None:
-        return drop_uniform_groups(scores.rewards).nonzero().view(-1).tolist()
-    return (scores.preferences.flatten(1) != 0).any(-1).nonzero().view(-1).tolist()
+    """The indices of the groups with signal (``algorithms/filters.py: has_signal``)."""
+    return has_signal(scores.rewards, scores.preferences).nonzero().view(-1).tolist()
 
 
 def take_groups(parts: Sequence[tuple[Sequence[GenerationOutput], Scores]], picks: Sequence[tuple[int, int]],
@@ -267,10 +259,14 @@ def dynamic_sampling(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step
     return samples, merged
 
 
-def rollout_requests(ids: Sequence[str], texts: Sequence[str], chosen: Sequence[int], group_size: int,
+def rollout_requests(ids: Sequence[str], texts: Sequence, chosen: Sequence[int], group_size: int,
                      step: int) -> list[GenerationRequest]:
     """``group_size`` requests per chosen prompt, each with a seed of its own (step, prompt, sample)."""
-    return [GenerationRequest(f"{ids[i]}:g{g}", texts[i], seed=(step * 100_003 + i) * group_size + g)
+    def text(i: int, g: int) -> str:
+        t = texts[i]
+        return t if isinstance(t, str) else t[g % len(t)]
+
+    return [GenerationRequest(f"{ids[i]}:g{g}", text(i, g), seed=(step * 100_003 + i) * group_size + g)
             for i in chosen for g in range(group_size)]
 
 
@@ -280,7 +276,7 @@ def replica_share(chosen: Sequence[int], replicas: int, index: int) -> list[int]
     return list(chosen[index::replicas])
 
 
-def sample_rollouts(cfg: PolicyRLConfig, state: PolicyState, ids: Sequence[str], texts: Sequence[str],
+def sample_rollouts(cfg: PolicyRLConfig, state: PolicyState, ids: Sequence[str], texts: Sequence,
                     chosen: Sequence[int], step: int) -> tuple[list[GenerationOutput], dict[str, float]]:
     """G samples for every chosen prompt, in ``chosen`` order, identical on every rank, and the
     rollout's timings (``refit_s``: the weight hand-over; ``time_generate_s``).
@@ -384,9 +380,7 @@ def pg_loss(cfg: PolicyRLConfig, vocab_size: int, batch, output):
     """The engine calls this with vocab-sharded logits (no labels in the batch). The policy
     entropy on response tokens is logged, not optimised (Think-RM: no entropy bonus)."""
     logprob = vocab_parallel_logprobs(output, batch["targets"], vocab_size)
-    loss_sum, count, stats = POLICY_LOSSES.get(cfg.policy_loss)(
-        batch, logprob, clip_eps=cfg.clip_eps, clip_eps_high=cfg.clip_eps_high, dual_clip_c=cfg.dual_clip_c,
-        kl_coef=cfg.kl_coef, kl_estimator=cfg.kl_estimator, aggregation=cfg.aggregation)
+    loss_sum, count, stats = POLICY_LOSSES.get(cfg.loss.name)(batch, logprob, **cfg.loss.options())
     stats["entropy_sum"] = (vocab_parallel_entropy(output, vocab_size) * batch["response_mask"]).sum().double()
     return loss_sum, count, stats
 

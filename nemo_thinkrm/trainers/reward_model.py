@@ -23,7 +23,7 @@ from nemo_thinkrm.algorithms.bt_loss import bradley_terry_loss
 from nemo_thinkrm.checkpoint.convert import load_initial_weights
 from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.stages import RewardModelConfig
+from nemo_thinkrm.config.supervised import RewardModelConfig
 from nemo_thinkrm.data.packing import packed_seq_params, segment_params
 from nemo_thinkrm.data.preference import load_preference_data
 from nemo_thinkrm.data.reward_pairs import (

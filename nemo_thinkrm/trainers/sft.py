@@ -18,7 +18,7 @@ from nemo_thinkrm.algorithms.lm_loss import masked_token_loss
 from nemo_thinkrm.checkpoint.convert import load_initial_weights
 from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.stages import SFTConfig
+from nemo_thinkrm.config.supervised import SFTConfig
 from nemo_thinkrm.data.packing import (
     PackedRow,
     collate,

@@ -19,7 +19,7 @@ import torch
 
 from nemo_thinkrm.checkpoint.training_state import Checkpointer, TrainState
 from nemo_thinkrm.config.errors import InjectedFault
-from nemo_thinkrm.config.stages import TrainConfig
+from nemo_thinkrm.config.run import TrainConfig
 from nemo_thinkrm.metrics_log import MetricsLogger
 from nemo_thinkrm.training.resume import resume, write_run_config
 from nemo_thinkrm.training.engine import unwrap

@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from nemo_thinkrm.checkpoint.training_state import TrainState
-from nemo_thinkrm.config.stages import TrainConfig
+from nemo_thinkrm.config.run import TrainConfig
 from nemo_thinkrm.runtime.device import peak_memory_gb
 from nemo_thinkrm.runtime.distributed import ParallelContext
 from nemo_thinkrm.training.engine import (

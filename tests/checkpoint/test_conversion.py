@@ -14,7 +14,7 @@ import yaml
 from safetensors import safe_open
 
 from nemo_thinkrm.checkpoint import convert, native
-from nemo_thinkrm.ckpt_tools.cli import hf_to_nemo, nemo_to_hf
+from nemo_thinkrm.convert import hf_to_nemo, nemo_to_hf
 from nemo_thinkrm.config.parallel import ParallelConfig
 from nemo_thinkrm.models.builder import build_gpt_model
 from nemo_thinkrm.models.hf_io import HFCheckpointReader

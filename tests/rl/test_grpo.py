@@ -124,7 +124,8 @@ def test_gspo_is_a_config_choice(learning_run, sft_start, pairs, tmp_path):
     PPO run sampled (same seed, same start), and then the losses differ."""
     run_dir = tmp_path / "gspo"
     proc = run_cli(*_args(run_dir, sft_start, pairs, "train_iters=2", "checkpoint.save_interval=0",
-                          "policy_loss=gspo", "aggregation=seq_mean_token_mean", "clip_eps=3e-4", "clip_eps_high=4e-4"))
+                          "loss.name=gspo", "loss.aggregation=seq_mean_token_mean", "loss.clip_eps=3e-4",
+                          "loss.clip_eps_high=4e-4"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_metrics(run_dir, "train")
     ppo = learning_run[0]
@@ -142,7 +143,7 @@ def test_dapo_options_are_config_choices(sft_start, pairs, tmp_path):
                           "prompts_per_step=8", "group_size=2", "generation.max_new_tokens=44",
                           "+reward_weights={binary: 1.0, overlong_penalty: 1.0}",
                           "+reward_options={overlong_window: 4}",
-                          "mask_truncated=true", "dynamic_sampling_rounds=2"))
+                          "filters=[mask_truncated]", "dynamic_sampling_rounds=2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_metrics(run_dir, "train")
     assert [r["step"] for r in rows] == [1, 2]
@@ -153,3 +154,27 @@ def test_dapo_options_are_config_choices(sft_start, pairs, tmp_path):
     assert any(r["dynamic_sampling_rounds"] > 0 and r["groups_with_signal_kept"] > r["groups_with_signal"]
                for r in rows)
     assert any(r["truncation_rate"] > 0 for r in rows) and any(r["reward_mean"] < r["accuracy"] for r in rows)
+
+
+@pytest.mark.slow
+def test_position_consistency_reward_is_a_config_choice(sft_start, pairs, tmp_path):
+    """J1's layout and reward in one short run: each group holds one pair in both orders (samples
+    alternate the two prompts), its reward needs both verdicts right, and the share of order pairs
+    naming the same response is logged per step."""
+    run_dir = tmp_path / "j1"
+    proc = run_cli(*_args(run_dir, sft_start, pairs, "train_iters=2", "checkpoint.save_interval=0",
+                          "swap=both", "consistency_reward=true", "log_rollouts=8"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = read_metrics(run_dir, "train")
+    assert [r["step"] for r in rows] == [1, 2]
+    for r in rows:
+        assert 0 <= r["position_consistency"] <= 1 and r["reward_mean"] <= r["accuracy"]
+    logged = [json.loads(line) for line in (run_dir / "rollouts.jsonl").read_text().splitlines()]
+    group = [r for r in logged if r["step"] == 1][:8]       # the first group: one pair, 8 samples
+    assert len({r["id"].rsplit(":g", 1)[0] for r in group}) == 1
+    # a reward of 1 needs the partner in the other order (samples 2k, 2k+1) right too
+    for a, b in zip(group[::2], group[1::2]):
+        assert a["reward"] == b["reward"], (a, b)
+    proc = run_cli(*_args(tmp_path / "odd", sft_start, pairs, "swap=both", "group_size=3", "prompts_per_step=16",
+                          "global_batch_size=16"))
+    assert proc.returncode == 2 and "group_size must be even" in proc.stderr

@@ -133,7 +133,9 @@ def test_sft_batches_for_transformer_engine_and_cp():
 def test_cp_layouts_are_checked_up_front():
     from nemo_thinkrm.config.errors import ConfigError
     from nemo_thinkrm.config.parallel import ParallelConfig
-    from nemo_thinkrm.config.stages import DataConfig, GRPOConfig, SFTConfig, SFTDataConfig
+    from nemo_thinkrm.config.data import DataConfig
+    from nemo_thinkrm.config.rl import GRPOConfig
+    from nemo_thinkrm.config.supervised import SFTConfig, SFTDataConfig
 
     cp2 = ParallelConfig(context_parallel_size=2)
     with pytest.raises(ConfigError, match=r"seq_length \(510\) must be a multiple of 2 × parallel.context_parallel"):

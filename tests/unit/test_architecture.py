@@ -97,7 +97,7 @@ def test_no_import_cycle_between_packages():
 LAYERS = {  # ARCHITECTURE.md's table
     "config": 0, "runtime": 1, "genrm": 1, "metrics_log": 2, "models": 2, "data": 3, "checkpoint": 4,
     "training": 5, "algorithms": 5, "generation": 6, "trainers": 7, "evaluation": 7,
-    "ckpt_tools": 8, "cli": 9, "examples": 9, "__main__": 10,
+    "convert": 8, "cli": 9, "examples": 9, "__main__": 10,
 }
 
 
@@ -119,7 +119,8 @@ def test_the_cycle_check_finds_a_cycle():
 
 def test_config_layer_and_cli_start_without_torch():
     """The config layer is torch-free; the CLI imports torch, megatron and Hydra only once a stage runs."""
-    code = ("import sys, nemo_thinkrm.config.stages, nemo_thinkrm.config.rl, nemo_thinkrm.cli; "
+    code = ("import importlib, pkgutil, sys, nemo_thinkrm.config as c, nemo_thinkrm.cli; "
+            "[importlib.import_module(f'nemo_thinkrm.config.{m.name}') for m in pkgutil.iter_modules(c.__path__)]; "
             "bad = [m for m in ('torch', 'megatron', 'transformers', 'hydra') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -165,19 +166,23 @@ def test_registry_mechanism_errors():
 
 
 @pytest.mark.parametrize("override, match", [
-    ({"kl_estimator": "k4"}, "KL estimator 'k4'"),
-    ({"aggregation": "sum"}, "aggregation 'sum'"),
-    ({"clip_eps": 0.0}, "clip_eps must be in"),
-    ({"dual_clip_c": 0.5}, "dual_clip_c must be > 1"),
+    ({"loss": {"kl_estimator": "k4"}}, "KL estimator 'k4'"),
+    ({"loss": {"aggregation": "sum"}}, "aggregation 'sum'"),
+    ({"loss": {"name": "ppo"}}, r"policy loss 'ppo' \(loss.name\)"),
+    ({"loss": {"clip_eps": 0.0}}, "clip_eps must be in"),
+    ({"loss": {"dual_clip_c": 0.5}}, "dual_clip_c must be > 1"),
     ({"ppo_epochs": 0}, "ppo_epochs"),
+    ({"filters": ["drop_uniform"]}, r"batch filter 'drop_uniform' \(filters\)"),
 ])
 def test_rl_options_fail_when_the_config_is_validated(override, match):
     from dataclasses import replace
 
-    from nemo_thinkrm.config.stages import GRPOConfig, PairwiseRLHFConfig
+    from nemo_thinkrm.config.rl import LossConfig
+    from nemo_thinkrm.config.rl import GRPOConfig, PairwiseRLHFConfig
 
     for cls in (GRPOConfig, PairwiseRLHFConfig):
-        cfg = replace(cls(), global_batch_size=4, prompts_per_step=2, group_size=2, **override)
+        options = {k: (LossConfig(**v) if k == "loss" else v) for k, v in override.items()}
+        cfg = replace(cls(), global_batch_size=4, prompts_per_step=2, group_size=2, **options)
         with pytest.raises(ConfigError, match=match):
             cfg.validate()
 
@@ -186,7 +191,7 @@ def test_rollout_sampling_is_checked_when_the_config_is_validated():
     from dataclasses import replace
 
     from nemo_thinkrm.config.generation import GenerationConfig
-    from nemo_thinkrm.config.stages import GRPOConfig
+    from nemo_thinkrm.config.rl import GRPOConfig
 
     cfg = replace(GRPOConfig(), global_batch_size=4, prompts_per_step=2, group_size=2,
                   generation=GenerationConfig(top_p=0.0))
@@ -214,7 +219,7 @@ def test_the_root_holds_only_what_a_python_projects_root_holds():
 def test_grpo_names_fail_before_any_process_group(override, match, monkeypatch):
     from dataclasses import replace
 
-    from nemo_thinkrm.config.stages import GRPOConfig
+    from nemo_thinkrm.config.rl import GRPOConfig
     from nemo_thinkrm.trainers import grpo
 
     def started(*a, **k):

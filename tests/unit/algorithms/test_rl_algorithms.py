@@ -10,7 +10,6 @@ import torch
 
 from nemo_thinkrm.algorithms.advantages import (
     broadcast_to_tokens,
-    drop_uniform_groups,
     group_pairs,
     grpo_advantages,
     pairwise_advantages,
@@ -20,7 +19,7 @@ from nemo_thinkrm.algorithms.advantages import (
 from nemo_thinkrm.algorithms.pg_loss import clipped_pg_loss
 from nemo_thinkrm.algorithms.rewards import combine
 from nemo_thinkrm.config.errors import ConfigError
-from nemo_thinkrm.config.registry import ADVANTAGES, KL_ESTIMATORS, REWARDS
+from nemo_thinkrm.config.registry import ADVANTAGES, BATCH_FILTERS, KL_ESTIMATORS, REWARDS
 from nemo_thinkrm.genrm.verdict import INVALID, Verdict, parse_verdict
 
 A = Verdict("A", None, True)
@@ -71,9 +70,18 @@ def test_grpo_simple_group():
     assert approx(grpo_advantages(torch.tensor([[1.0, 2.0, 3.0]])), [[-1, 0, 1]])
 
 
-def test_drop_uniform_groups_and_broadcast():
+def test_groups_with_signal_filters_and_broadcast():
+    from nemo_thinkrm.algorithms.filters import has_signal
+
     rewards = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0], [0.0, 1.0, 0.0, 0.0]])
-    assert drop_uniform_groups(rewards).tolist() == [True, False, True]
+    assert has_signal(rewards).tolist() == [True, False, True]
+    d = torch.zeros(3, 2, 2)
+    d[2, 0, 1], d[2, 1, 0] = 0.5, -0.5
+    assert has_signal(preferences=d).tolist() == [False, False, True]
+    drop = BATCH_FILTERS.get("drop_uniform_groups")
+    adv = torch.tensor([[1.0, -1.0], [0.5, 0.5], [2.0, 0.0]])
+    kept, metrics = drop(adv, rewards=None, preferences=d, truncated=torch.zeros(3, 2, dtype=torch.bool))
+    assert kept.tolist() == [[0, 0], [0, 0], [2, 0]] and metrics["dropped_groups"] == pytest.approx(2 / 3)
     mask = torch.tensor([[0, 1, 1], [1, 1, 0]])
     # each row's scalar on its response tokens, 0 elsewhere
     assert broadcast_to_tokens(torch.tensor([2.0, -1.0]), mask).tolist() == [[0, 2, 2], [-1, -1, 0]]
@@ -290,17 +298,23 @@ def test_pairwise_reduces_to_grpo_for_reward_differences():
 def test_the_rl_step_feeds_each_estimator_the_score_it_reads():
     from dataclasses import replace
 
-    from nemo_thinkrm.config.stages import GRPOConfig
-    from nemo_thinkrm.trainers.policy import Scores, group_advantages
+    from nemo_thinkrm.config.rl import GRPOConfig
+    from nemo_thinkrm.generation.interface import GenerationOutput
+    from nemo_thinkrm.trainers.policy import Scores, filtered_advantages
 
     r = torch.tensor([[0.0, 0.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0]])
     d = r.unsqueeze(-1) - r.unsqueeze(-2)
-    grpo = replace(GRPOConfig(), scale_by_std=False, drop_uniform_groups=True)
-    assert group_advantages(grpo, Scores(rewards=r)).tolist() == [-1, -1, 1, 1, 0, 0, 0, 0]
+    outs = [GenerationOutput(str(k), "", 1, "stop") for k in range(8)]
+    grpo = replace(GRPOConfig(), scale_by_std=False, filters=["drop_uniform_groups"])
+    scores = Scores(rewards=r)
+    assert filtered_advantages(grpo, scores, outs).tolist() == [-1, -1, 1, 1, 0, 0, 0, 0]
+    assert scores.metrics == {"dropped_groups": 0.5}
     pairwise = replace(grpo, advantage="pairwise")
-    assert group_advantages(pairwise, Scores(preferences=d)).tolist() == [-1, -1, 1, 1, 0, 0, 0, 0]
+    assert filtered_advantages(pairwise, Scores(preferences=d), outs).tolist() == [-1, -1, 1, 1, 0, 0, 0, 0]
     with pytest.raises(ConfigError, match="reads rewards"):
-        group_advantages(grpo, Scores(preferences=d))
+        filtered_advantages(grpo, Scores(preferences=d), outs)
+    with pytest.raises(RuntimeError, match="for 4 samples"):
+        filtered_advantages(grpo, Scores(rewards=r), outs[:4])
 
 
 # --------------------------------------------------------------------------- rewards
@@ -383,9 +397,6 @@ def test_gspo_one_ratio_per_sample_by_hand():
 
 
 def test_overlong_penalty_and_truncation_mask_by_hand():
-    from nemo_thinkrm.generation.interface import GenerationOutput
-    from nemo_thinkrm.trainers.policy import mask_truncated
-
     pen = REWARDS.get("overlong_penalty")
     kw = {"mode": "binary", "max_new_tokens": 100, "overlong_window": 20}
     # free up to 100 − 20 = 80 tokens; then (80 − n) / 20: 90 → −0.5, 100 (cut at the limit) → −1
@@ -394,9 +405,10 @@ def test_overlong_penalty_and_truncation_mask_by_hand():
         pen("x", "A", mode="binary", n_tokens=5, max_new_tokens=100)
     with pytest.raises(ConfigError, match="overlong_window must be in"):
         pen("x", "A", n_tokens=5, **{**kw, "overlong_window": 101})
-    outs = [GenerationOutput(str(i), "", 1, reason) for i, reason in enumerate(["stop", "length", "stop", "length"])]
-    adv, masked = mask_truncated(torch.tensor([0.5, -1.0, 2.0, 3.0]), outs)
-    assert adv.tolist() == [0.5, 0.0, 2.0, 0.0] and masked == 0.5
+    cut = torch.tensor([[False, True], [False, True]])
+    adv, metrics = BATCH_FILTERS.get("mask_truncated")(torch.tensor([[0.5, -1.0], [2.0, 3.0]]), rewards=None,
+                                                       preferences=None, truncated=cut)
+    assert adv.tolist() == [[0.5, 0.0], [2.0, 0.0]] and metrics == {"masked_truncated": 0.5}
 
 
 def test_dynamic_sampling_parts_by_hand():
@@ -424,3 +436,34 @@ def test_dynamic_sampling_parts_by_hand():
     assert [x.id for x in samples] == ["a0", "a1", "b2", "b3", "b4", "b5"]
     assert scores.rewards.tolist() == [[1, 0], [0, 1], [1, 0.5]] and scores.columns["reward"] == [1, 0, 0, 1, 1, 0.5]
     assert scores.metrics == {"reward_mean": float(r0.mean())}
+
+
+def test_position_consistent_reward_by_hand():
+    from nemo_thinkrm.algorithms.rewards import position_consistency, position_consistent
+
+    # one group of 4: samples (0, 1) judge the pair in orders AB, BA; so do (2, 3)
+    rewards = torch.tensor([[1.0, 1.0, 1.0, -0.5]])
+    correct = torch.tensor([[True, True, True, False]])
+    valid = torch.tensor([[True, True, True, True]])
+    # pair (0, 1) both right: rewards kept; pair (2, 3): 3 is wrong, so 2 loses its +1 and 3 keeps its penalty
+    assert position_consistent(rewards, correct).tolist() == [[1.0, 1.0, 0.0, -0.5]]
+    # consistent = both valid and naming the same response: pair (0, 1) yes, pair (2, 3) no → 1/2
+    assert position_consistency(correct, valid) == 0.5
+    # a judge that always answers "A": right in one order, wrong in the other → never consistent
+    always_a = torch.tensor([[True, False, True, False]])
+    assert position_consistency(always_a, valid) == 0.0
+    assert position_consistent(torch.ones(1, 4), always_a).tolist() == [[0.0, 0.0, 0.0, 0.0]]
+    # both wrong but valid: consistent (same response named in both orders), no reward
+    assert position_consistency(torch.zeros(1, 2, dtype=torch.bool), torch.ones(1, 2, dtype=torch.bool)) == 1.0
+    with pytest.raises(ConfigError, match="even group_size"):
+        position_consistent(torch.ones(1, 3), torch.ones(1, 3, dtype=torch.bool))
+
+
+def test_a_group_takes_its_prompt_variants_in_turn():
+    from nemo_thinkrm.trainers.policy import rollout_requests
+
+    reqs = rollout_requests(["p0", "p1"], ["plain", ("AB", "BA")], [1, 0], 4, step=2)
+    assert [(r.id, r.prompt) for r in reqs] == [
+        ("p1:g0", "AB"), ("p1:g1", "BA"), ("p1:g2", "AB"), ("p1:g3", "BA"),
+        ("p0:g0", "plain"), ("p0:g1", "plain"), ("p0:g2", "plain"), ("p0:g3", "plain")]
+    assert len({r.seed for r in reqs}) == 8

@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.model import ModelConfig, model_config_from_hf, model_config_to_hf
 from nemo_thinkrm.config.parallel import ParallelConfig
-from nemo_thinkrm.config.stages import register_schemas
+from nemo_thinkrm.config.registry import register_schemas
 
 CONF = Path(__file__).resolve().parents[3] / "conf"
 STAGE_CONFIGS = sorted(p.stem for p in CONF.glob("*.yaml"))
@@ -143,7 +143,7 @@ def test_mistyped_key_is_rejected_with_its_name():
 
 
 def test_quickstart_on_a_pretrained_judge_is_checked_up_front():
-    from nemo_thinkrm.config.stages import QuickstartConfig
+    from nemo_thinkrm.config.quickstart import QuickstartConfig
 
     with pytest.raises(ConfigError, match="max_operand=99.*or a pretrained judge"):
         QuickstartConfig(max_operand=99).validate()
@@ -158,7 +158,9 @@ def test_an_unknown_dataset_fails_when_the_config_is_validated():
     """Before: a mistyped data.name surfaced only when the data loader ran (after model set-up in GRPO)."""
     from dataclasses import replace
 
-    from nemo_thinkrm.config.stages import DataConfig, EvalConfig, GRPOConfig
+    from nemo_thinkrm.config.data import DataConfig
+    from nemo_thinkrm.config.evaluation import EvalConfig
+    from nemo_thinkrm.config.rl import GRPOConfig
 
     for cfg in (replace(EvalConfig(), data=DataConfig(name="judgebnech")),
                 replace(GRPOConfig(), global_batch_size=4, prompts_per_step=2, group_size=2,

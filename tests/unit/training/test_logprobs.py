@@ -77,7 +77,7 @@ def test_rl_batches_under_sequence_parallelism_divide_by_tp_and_padding_changes_
     """Issue 27 B7: RL batches were padded to the longest sample only, so sequence parallelism's
     reduce-scatter (the sequence split over TP ranks) asserted at TP = 8."""
     from nemo_thinkrm.config.parallel import ParallelConfig as Par
-    from nemo_thinkrm.config.stages import GRPOConfig
+    from nemo_thinkrm.config.rl import GRPOConfig
     from nemo_thinkrm.generation.interface import GenerationOutput
     from nemo_thinkrm.trainers.policy import build_batch, sequence_multiple
 

@@ -1,24 +1,29 @@
-"""Check a conversion: run the 🤗 model and the converted checkpoint on the same prompts.
+"""``thinkrm convert {hf-to-nemo|nemo-to-hf|verify}`` (and ``tools/*.py``): checkpoint conversion and
+its verification, one command line.
 
-Prints the max and mean absolute logit difference and the top-1 agreement, and
-fails (exit 1) above the tolerance. Both sides run in fp32 (bf16 weights cast to
-fp32 exactly), so the check measures the conversion, not bf16 arithmetic. With
-``--tp/--pp`` the checkpoint is loaded at that layout (re-launching itself under
-``torch.distributed.run`` when needed), which also proves re-sharding.
+The formats live in ``checkpoint/``; this module sits above ``training/`` because ``verify`` runs
+the converted checkpoint through the training engine (any TP/PP, re-launching itself under a local
+world when needed) beside the 🤗 original, on the same prompts, in fp32 (bf16 weights cast to fp32
+exactly), so the check measures the conversion, not bf16 arithmetic. User mistakes (missing paths,
+unsupported architectures or layouts, existing outputs) print one ``error:`` line and exit 2; a failed
+verification exits 1.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
+import logging
 import os
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 
-from nemo_thinkrm.checkpoint.convert import checkpoint_tokenizer, open_source
+from nemo_thinkrm.checkpoint.convert import checkpoint_tokenizer, open_source, to_hf, to_native, to_nemo1
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.parallel import ParallelConfig
 from nemo_thinkrm.runtime.device import cuda_available
@@ -46,7 +51,7 @@ def prompt_ids(tokenizer, vocab_size: int, n_random: int = 24) -> list[torch.Ten
     return out
 
 
-def verify(hf_dir: str | Path, ckpt: str | Path, tp: int = 1, pp: int = 1, tol: float = 1e-3) -> dict:
+def compare_logits(hf_dir: str | Path, ckpt: str | Path, tp: int = 1, pp: int = 1, tol: float = 1e-3) -> dict:
     """Compare logits on this process's layout (call on every rank). Returns the figures."""
     import torch.distributed as dist
     import transformers
@@ -92,9 +97,8 @@ def check_layout(ckpt: str | Path, tp: int, pp: int) -> None:
             src.cfg, tp * pp, cuda_available())
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    import argparse
-
+def verify(argv: Optional[Sequence[str]] = None) -> int:
+    argv = list(argv) if argv is not None else None
     ap = argparse.ArgumentParser(prog="verify_conversion",
                                  description="Compare a converted checkpoint's logits with the 🤗 original.")
     ap.add_argument("--hf", required=True, help="🤗 checkpoint directory (the reference)")
@@ -112,9 +116,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         if world > 1:
-            return run_local_world("nemo_thinkrm.ckpt_tools.verify", list(argv or sys.argv[1:]), world)
+            return run_local_world("nemo_thinkrm.convert", list(argv or sys.argv[1:]), world)
     try:
-        result = verify(args.hf, args.nemo, args.tp, args.pp, args.tol)
+        result = compare_logits(args.hf, args.nemo, args.tp, args.pp, args.tol)
     except ConfigError as exc:
         if is_rank0():
             print(f"error: {exc}", file=sys.stderr)
@@ -129,5 +133,72 @@ def main(argv: Optional[list[str]] = None) -> int:
     return 0 if result["ok"] else 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+# ------------------------------------------------------------------ the command line
+
+DTYPES = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp32": "float32", "float32": "float32",
+          "fp16": "float16", "float16": "float16"}
+
+
+def _dtype(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    if value not in DTYPES:
+        raise argparse.ArgumentTypeError(f"--dtype must be one of {sorted(DTYPES)}")
+    return DTYPES[value]
+
+
+def _run(fn, *args, **kwargs) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    t0 = time.time()
+    try:
+        out = fn(*args, **kwargs)
+    except (ConfigError, FileExistsError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} in {time.time() - t0:.1f} s")
+    return 0
+
+
+def hf_to_nemo(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="convert_hf_to_nemo",
+                                 description="🤗 checkpoint → native (NeMo 2.0 layout) checkpoint or NeMo 1.x .nemo")
+    ap.add_argument("--hf", required=True, help="🤗 directory (config.json + safetensors)")
+    ap.add_argument("--out", required=True, help="output directory (native) or file (.nemo)")
+    ap.add_argument("--dtype", type=_dtype, default=None, help="bf16 | fp16 | fp32 (default: keep)")
+    ap.add_argument("--format", choices=["native", "nemo1"], default=None,
+                    help="native (default) or nemo1; an --out ending in .nemo implies nemo1")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    fmt = args.format or ("nemo1" if args.out.endswith(".nemo") else "native")
+    fn = to_nemo1 if fmt == "nemo1" else to_native
+    return _run(fn, args.hf, args.out, dtype=args.dtype, overwrite=args.overwrite)
+
+
+def nemo_to_hf(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="convert_nemo_to_hf",
+                                 description="native checkpoint / training run / NeMo 1.x .nemo → 🤗 directory")
+    ap.add_argument("--nemo", required=True, help="native checkpoint dir, run dir (uses latest), or .nemo file")
+    ap.add_argument("--out", required=True, help="output 🤗 directory")
+    ap.add_argument("--dtype", type=_dtype, default=None, help="bf16 | fp16 | fp32 (default: the checkpoint's)")
+    ap.add_argument("--overwrite", action="store_true")
+    args = ap.parse_args(argv)
+    return _run(to_hf, args.nemo, args.out, dtype=args.dtype, overwrite=args.overwrite)
+
+
+SUBCOMMANDS = {"hf-to-nemo": hf_to_nemo, "nemo-to-hf": nemo_to_hf, "verify": verify}
+
+
+def convert_stage(argv: Sequence[str]) -> int:
+    """``thinkrm convert {hf-to-nemo|nemo-to-hf|verify} …``"""
+    usage = "usage: thinkrm convert {hf-to-nemo|nemo-to-hf|verify} [options]   (--help for each)"
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage)
+        return 0
+    if not argv or argv[0] not in SUBCOMMANDS:
+        print(usage, file=sys.stderr)
+        return 2
+    return SUBCOMMANDS[argv[0]](list(argv[1:]))
+
+
+if __name__ == "__main__":  # a verify rank under run_local_world
+    sys.exit(verify())
