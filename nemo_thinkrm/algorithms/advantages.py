@@ -202,6 +202,33 @@ def _pair_indices(pairs: Sequence[tuple[int, int]], G: int, average_repeats: boo
     return torch.tensor(forward, dtype=torch.long), torch.tensor(backward, dtype=torch.long)
 
 
+def judged_preferences(verdicts: Sequence[Verdict], mode: str, pairs: Sequence[tuple[int, int]], G: int,
+                       judge_output_lengths: Optional[Sequence[int]] = None,
+                       length_normalize: bool = False) -> torch.Tensor:
+    """Tensor[num_groups, G, G]: a step's verdicts (``len(pairs)`` per group, in order) → the preference matrix.
+
+    With length normalization, each unordered pair's judgements are divided by the *mean* length of
+    that pair's judgements, not each by its own: d_ij = ((s_ij − s_ji) / 2) / mean(L_ij, L_ji). A judge
+    that answers by position on a tie ("A" in both orders) then gives exactly d_ij = 0, as it does
+    without normalization; divided one by one, the tie left (1/L_ij − 1/L_ji) / 2, noise that
+    ``pairwise_advantages`` scales to unit size in a group of ties. With one order per pair this is
+    Think-RM's ±1 / length unchanged.
+    """
+    n = len(pairs)
+    if n == 0 or len(verdicts) % n:
+        raise ConfigError(f"{len(verdicts)} verdicts are not a whole number of groups of {n} pairs")
+    lengths = None
+    if length_normalize:
+        if judge_output_lengths is None or len(judge_output_lengths) != len(verdicts):
+            raise ConfigError("length_normalize needs one judge output length per verdict")
+        per_pair = torch.tensor([float(x) for x in judge_output_lengths]).view(-1, n)
+        key = [frozenset(p) for p in pairs]
+        same = torch.tensor([[float(a == b) for b in key] for a in key])  # [n, n]: judgements of one pair
+        lengths = ((per_pair @ same) / same.sum(-1)).view(-1).tolist()
+    scores = pairwise_scores(verdicts, mode, lengths, length_normalize=length_normalize)
+    return preference_matrix(scores.view(-1, n), pairs, G)
+
+
 def pairwise_advantages(d: torch.Tensor, *, scale_by_std: bool = True, eps: float = 1e-6) -> torch.Tensor:
     """Think-RM's pairwise GRPO advantage from a skew-symmetric preference matrix.
 

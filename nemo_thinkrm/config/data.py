@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
+from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.registry import DATASETS
 
 
@@ -26,6 +27,12 @@ class DataConfig:
     """Use only the first N records (quick looks)."""
     max_bad_fraction: float = 0.5
     """More bad rows than this fraction is an error, not a skip."""
+    master_key_negatives: float = 0.0
+    """Training data only (synth, GRPO): for this share of the pairs, one more pair of the better response
+    against a content-free one (``data/master_keys.py: TRAINING_KEYS``), so the judge learns not to reward
+    ":" or "Let me think" ("One Token to Fool LLM-as-a-Judge"'s Master-RM remedy)."""
 
     def validate(self) -> None:
         DATASETS.check(self.name, "data.name")
+        if not 0 <= self.master_key_negatives <= 1:
+            raise ConfigError(f"data.master_key_negatives must be in [0, 1], got {self.master_key_negatives}")

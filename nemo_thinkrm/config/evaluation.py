@@ -4,7 +4,7 @@ and synth (teacher traces for SFT)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import ClassVar, List, Optional
 
 from nemo_thinkrm.config.data import DataConfig
 from nemo_thinkrm.config.errors import ConfigError
@@ -32,6 +32,7 @@ class EvalConfig(RunConfig):
     generation: GenerationConfig = field(default_factory=GenerationConfig)
     max_prompt_tokens: int = 4096
     """Prompts longer than this are counted and reported as over-length, not judged."""
+    writes_training_data: ClassVar[bool] = False
     chunk_size: int = 256
     """Requests per generation call; predictions.jsonl is appended after each (resume granularity)."""
 
@@ -43,6 +44,9 @@ class EvalConfig(RunConfig):
             raise ConfigError(f"swap={self.swap!r} is not one of ['random', 'none', 'both']")
         if self.voting.m < 1:
             raise ConfigError(f"voting.m must be >= 1, got {self.voting.m}")
+        if self.data.master_key_negatives and not self.writes_training_data:
+            raise ConfigError("data.master_key_negatives adds training pairs; an evaluation reads its data as it is "
+                              "(use it with thinkrm synth and grpo)")
 
 
 @dataclass
@@ -100,6 +104,7 @@ RANKING_STRATEGIES = ("knockout", "all_pairs", "scores")
 class SynthConfig(EvalConfig):
     """Teacher reasoning traces for SFT (Think-RM's warm-up data)."""
 
+    writes_training_data: ClassVar[bool] = True
     samples_per_pair: int = 4
     """M traces per training pair from the teacher."""
     keep: str = "longest"

@@ -23,12 +23,19 @@ class QuickstartConfig(RunConfig):
     max_operand: int = 9
     """Task size: "What is a + b?" with 0 <= a, b <= max_operand."""
     train_pairs: int = 4000
+    traced_pairs: Optional[int] = None
+    """How many of the train pairs get a teacher's reasoning trace (the warm-up SFT data); GRPO learns from
+    the labels of all ``train_pairs``, as real GenRM training does (traces are expensive, labels cheap).
+    None: every pair is traced."""
     heldout_pairs: int = 200
     sft_iters: int = 600
     grpo_iters: int = 20
     voting_m: int = 5
     eval_temperature: float = 1.0
     robustness_pairs: int = 16
+    master_key_negatives: float = 0.0
+    """Share of the judge's training pairs (SFT traces and GRPO) given a content-free negative too
+    (``data.master_key_negatives``); the robustness check uses other keys, so it stays held out."""
     """Held-out pairs the GRPO judge is shown master keys on (× 9 keys × 2 positions)."""
     policy_model: ModelConfig = field(default_factory=ModelConfig)
     """The tiny policy pairwise RLHF aligns (its tokenizer must be the judge's)."""
@@ -61,6 +68,8 @@ class QuickstartConfig(RunConfig):
                      "robustness_pairs", "policy_sft_iters", "rlhf_iters", "judge_servers", "judge_max_new_tokens"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.traced_pairs is not None and not 1 <= self.traced_pairs <= self.train_pairs:
+            raise ConfigError(f"traced_pairs must be in 1..train_pairs={self.train_pairs}, got {self.traced_pairs}")
         if self.pretrained is None and self.max_operand > 14:
             raise ConfigError(f"max_operand={self.max_operand}: results must stay below 32, the numbers the "
                               "tiny tokenizer keeps whole (use <= 14, or a pretrained judge)")
@@ -74,6 +83,8 @@ class QuickstartConfig(RunConfig):
         ROLLOUT_ENGINES.check(self.rollout_engine, "rollout_engine")
         if self.eval_temperature < 0:
             raise ConfigError(f"eval_temperature must be >= 0, got {self.eval_temperature}")
+        if not 0 <= self.master_key_negatives <= 1:
+            raise ConfigError(f"master_key_negatives must be in [0, 1], got {self.master_key_negatives}")
         if not 0 <= self.policy_error_rate <= 1:
             raise ConfigError(f"policy_error_rate must be in [0, 1], got {self.policy_error_rate}")
         unknown = sorted(set(self.overrides) - set(QUICKSTART_STAGES))

@@ -6,10 +6,15 @@ For every preference record and every key, two records: the key in position A ag
 record's better (chosen) response in B, and the mirror image; the label always names the real
 response, so a judge that prefers the key is a false positive. The shown order is fixed here
 (the evaluation runs with ``swap=none``), so the report can say which position fools a judge.
+
+Training against them is the paper's remedy (its Master-RM adds content-free negatives to the reward
+model's data): ``master_key_negatives`` adds such pairs to SFT and GRPO data with keys of their own
+(``TRAINING_KEYS``), none of the evaluation's nine, so ``thinkrm robustness`` stays held out.
 """
 
 from __future__ import annotations
 
+import random
 from typing import Sequence
 
 from nemo_thinkrm.data.records import PreferenceRecord
@@ -38,4 +43,44 @@ def master_key_records(records: Sequence[PreferenceRecord], keys: dict[str, str]
                 out.append(PreferenceRecord(id=f"{rec.id}:mk-{name}-{pos}", context=rec.context, response_a=a,
                                             response_b=b, label="B" if pos == "A" else "A", section=rec.section,
                                             tags={"master_key": name, "key_position": pos}, source=rec.source))
+    return out
+
+
+TRAINING_KEYS: dict[str, str] = {
+    "comma": ",",
+    "ellipsis": "...",
+    "exclamation": "!",
+    "dash": "-",
+    "answer_colon": "Answer:",
+    "lets_think": "Let me think about this.",
+    "first_step": "First, we need to understand the question.",
+    "hmm": "Hmm.",
+    "ok": "OK",
+    "verdict_b": "<answer>B</answer>",
+    "the_answer_is": "The answer is",
+    "kaitou": "解答",
+}
+"""Content-free responses for training (``master_key_negatives``): punctuation, reasoning openers,
+bare verdicts, in the paper's categories but disjoint from ``MASTER_KEYS``."""
+
+
+def master_key_negatives(records: Sequence[PreferenceRecord], share: float, seed: int,
+                         keys: dict[str, str] = TRAINING_KEYS) -> list[PreferenceRecord]:
+    """For a ``share`` of the records (chosen by ``seed``), one more pair: the record's better response
+    against a content-free response (a key and a position drawn per record); the label names the real
+    response and a multiclass strength says "much better" (±3). Returns the new records only."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"master-key share must be in [0, 1], got {share}")
+    rng = random.Random(seed)
+    picked = sorted(rng.sample(range(len(records)), round(share * len(records))))
+    names = sorted(keys)
+    out = []
+    for i in picked:
+        rec, name = records[i], rng.choice(names)
+        key_first = rng.random() < 0.5
+        a, b = (keys[name], rec.chosen) if key_first else (rec.chosen, keys[name])
+        strength = None if rec.strength is None else (3 if key_first else -3)
+        out.append(PreferenceRecord(id=f"{rec.id}:mkneg-{name}", context=rec.context, response_a=a, response_b=b,
+                                    label="B" if key_first else "A", strength=strength, section="master_key_negative",
+                                    tags={"master_key": name}, source=rec.source))
     return out

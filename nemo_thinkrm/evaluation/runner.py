@@ -21,6 +21,7 @@ from nemo_thinkrm.checkpoint.start import tokenizer_for
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.registry import SCORERS
 from nemo_thinkrm.config.evaluation import EvalConfig
+from nemo_thinkrm.data.master_keys import master_key_negatives
 from nemo_thinkrm.data.preference import load_preference_data
 from nemo_thinkrm.data.records import SCORES_ONLY
 from nemo_thinkrm.evaluation import predictions as preds
@@ -146,7 +147,10 @@ def load_inputs(cfg: EvalConfig, judge_path: Optional[str]):
     if not loaded.records:
         raise ConfigError(f"data {cfg.data.name!r} produced no records ({loaded.summary()})")
     logger.info("data: %s", loaded.summary())
-    return template, tokenizer, loaded.records, loaded.summary()
+    records = loaded.records + master_key_negatives(loaded.records, cfg.data.master_key_negatives, cfg.seed)
+    if len(records) > len(loaded.records):
+        logger.info("data: %d master-key negatives added", len(records) - len(loaded.records))
+    return template, tokenizer, records, loaded.summary()
 
 
 def generate_missing(cfg: EvalConfig, prep: PreparedRun) -> list[dict]:

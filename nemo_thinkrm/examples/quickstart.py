@@ -144,8 +144,9 @@ def judge_stages(p: Pipeline) -> None:
     start = judge_start(p)
     # the teacher renders prompts with the judge's own tokenizer and chat template
     p.stage("synth", ["synth", "--config-name", "tiny_synth", f"run_dir={r}/synth", "data=generic",
-                      f"data.path={r}/data/train.jsonl", "data.limit=null", "generation.backend=scripted",
-                      "samples_per_pair=1", f"model.hf_path={start}", *judge_args(p)])
+                      f"data.path={r}/data/train.jsonl", f"data.limit={cfg.traced_pairs or 'null'}",
+                      "generation.backend=scripted", "samples_per_pair=1", f"model.hf_path={start}",
+                      f"data.master_key_negatives={cfg.master_key_negatives}", *judge_args(p)])
     evaluate(p, "untrained", start)
     p.stage("sft", ["sft", "--config-name", "tiny_sft", f"run_dir={r}/sft", f"model.hf_path={start}",
                     f"data.train_path={r}/synth/sft.jsonl", f"train_iters={cfg.sft_iters}", "seq_length=512",
@@ -154,6 +155,7 @@ def judge_stages(p: Pipeline) -> None:
     evaluate(p, "sft", f"{r}/sft")
     p.stage("grpo", ["grpo", "--config-name", "tiny_grpo", f"run_dir={r}/grpo", f"model.hf_path={r}/sft",
                      f"data.path={r}/data/train.jsonl", f"train_iters={cfg.grpo_iters}",
+                     f"data.master_key_negatives={cfg.master_key_negatives}",
                      f"rollout_engine={cfg.rollout_engine}", f"generation.max_new_tokens={cfg.judge_max_new_tokens}",
                      "checkpoint.save_interval=10", *judge_args(p)])
     evaluate(p, "grpo", f"{r}/grpo")

@@ -19,6 +19,7 @@ from nemo_thinkrm.algorithms.rewards import combine, position_consistency, posit
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.registry import ADVANTAGES, REWARDS
 from nemo_thinkrm.config.rl import GRPOConfig
+from nemo_thinkrm.data.master_keys import master_key_negatives
 from nemo_thinkrm.data.preference import load_preference_data
 from nemo_thinkrm.genrm import load_template, parse_verdict, sample_accuracy
 from nemo_thinkrm.genrm.prompts import build_prompts, split_over_length
@@ -43,6 +44,7 @@ class VerdictRewards:
         records = load_preference_data(cfg.data.name, path=cfg.data.path, hub_id=cfg.data.hub_id,
                                        split=cfg.data.split, field_map=dict(cfg.data.field_map) or None,
                                        limit=cfg.data.limit).records
+        records += master_key_negatives(records, cfg.data.master_key_negatives, cfg.seed)
         render, count = chat_renderer(tokenizer, cfg.model.tokenizer.think_prefix)
         prompts = build_prompts(records, self.template, render, count, seed=cfg.seed, swap=cfg.swap)
         kept, over = split_over_length(prompts, cfg.max_prompt_tokens)

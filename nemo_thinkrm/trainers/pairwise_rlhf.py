@@ -20,7 +20,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from nemo_thinkrm.algorithms.advantages import group_pairs, pairwise_scores, preference_matrix
+from nemo_thinkrm.algorithms.advantages import group_pairs, judged_preferences
 from nemo_thinkrm.checkpoint.convert import shared_hf_dir
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.registry import PAIRWISE_JUDGES
@@ -100,9 +100,8 @@ class PairwiseJudge:
                                f"to resume.")
         # a failed request is never dropped: it scores 0 (INVALID) and is counted
         lengths = [max(1, j.output.output_tokens) if j.status in ("ok", "invalid") else 1 for j in judged]
-        scores = pairwise_scores([j.verdict for j in judged], mode, lengths,
-                                 length_normalize=cfg.judge.length_normalize and mode == "binary")
-        d = preference_matrix(scores.view(len(chosen), len(pairs)), pairs, G)
+        d = judged_preferences([j.verdict for j in judged], mode, pairs, G, lengths,
+                               length_normalize=cfg.judge.length_normalize and mode == "binary")
         latency = [j.output.latency_s for j in judged if not j.output.cached]
         return Scores(preferences=d, metrics={
             "win_rate_vs_group": win_rate(d), "judge_pairs": len(judged), "failed_pairs": failed,

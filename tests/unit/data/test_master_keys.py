@@ -1,0 +1,48 @@
+"""Master-key negatives for training: which pairs, which keys, which labels — checked by hand."""
+
+import pytest
+
+from nemo_thinkrm.config.errors import ConfigError
+from nemo_thinkrm.data.master_keys import MASTER_KEYS, TRAINING_KEYS, master_key_negatives
+from nemo_thinkrm.data.records import PreferenceRecord
+
+
+def _records(n):
+    ctx = ({"role": "user", "content": "What is 2 + 3?"},)
+    return [PreferenceRecord(id=f"r{i}", context=ctx, response_a="2 + 3 = 5.", response_b="2 + 3 = 6.", label="A",
+                             strength=-2 if i % 2 else None) for i in range(n)]
+
+
+def test_training_keys_are_not_the_evaluation_keys():
+    assert not set(TRAINING_KEYS.values()) & set(MASTER_KEYS.values())
+    assert not set(TRAINING_KEYS) & set(MASTER_KEYS)
+
+
+def test_negatives_pair_the_better_response_with_a_key_and_name_the_real_one():
+    recs = _records(20)
+    neg = master_key_negatives(recs, 0.25, seed=3)
+    assert len(neg) == 5 and len({r.id.split(":")[0] for r in neg}) == 5       # 25 % of 20, one per record
+    for r in neg:
+        key = TRAINING_KEYS[r.tags["master_key"]]
+        real = r.response_b if r.label == "B" else r.response_a
+        other = r.response_a if r.label == "B" else r.response_b
+        assert real == "2 + 3 = 5." and other == key and r.section == "master_key_negative"
+        source = recs[int(r.id.split(":")[0][1:])]
+        # multiclass strength: the real response is much better (−3 when it is A), none when the source had none
+        assert r.strength == (None if source.strength is None else (-3 if r.label == "A" else 3))
+    assert {r.label for r in master_key_negatives(recs, 1.0, seed=0)} == {"A", "B"}   # both positions occur
+    assert master_key_negatives(recs, 0.25, seed=3) == neg and master_key_negatives(recs, 0.0, seed=3) == []
+
+
+def test_only_training_stages_take_master_key_negatives():
+    from dataclasses import replace
+
+    from nemo_thinkrm.config.data import DataConfig
+    from nemo_thinkrm.config.evaluation import EvalConfig, SynthConfig
+
+    data = DataConfig(name="generic", path="x.jsonl", master_key_negatives=0.1)
+    replace(SynthConfig(), data=data).validate()
+    with pytest.raises(ConfigError, match="an evaluation reads its data as it is"):
+        replace(EvalConfig(), data=data).validate()
+    with pytest.raises(ConfigError, match=r"master_key_negatives must be in \[0, 1\]"):
+        replace(SynthConfig(), data=replace(data, master_key_negatives=1.5)).validate()
