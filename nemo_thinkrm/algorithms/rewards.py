@@ -143,10 +143,24 @@ def combine(spec: Mapping[str, float]) -> Callable[..., float]:
         return float(sum(w * fn(output_text, label, mode=mode, **kwargs) for _, w, fn in terms))
 
     combined.__doc__ = "Weighted reward: " + " + ".join(f"{w}*{n}" for n, w, _ in terms)
+    combined.needs_partner = any(getattr(fn, "needs_partner", False) for _, _, fn in terms)
     return combined
 
 
 # ------------------------------------------------------------------ both orders of a pair in one group (J1)
+
+def consistent(output_text: str, label: Label, *, mode: str, partner: Optional[tuple] = None, **kwargs: Any) -> float:
+    """J1's position-consistent reward (Whitehouse et al. 2025, arXiv:2505.10320): 1.0 only when this
+    verdict and its partner's (the same pair judged in the other order, which the reward source passes
+    as ``partner=(text, label)`` under ``swap=both``) both prefer the labelled response, so a judge
+    that follows the position earns nothing. Compared on the sign in either mode, as ``binary``."""
+    if partner is None:
+        raise ConfigError("the 'consistent' reward needs swap=both (a pair's two orders in one group)")
+    return binary(output_text, label, mode=mode) * binary(partner[0], partner[1], mode=mode)
+
+
+consistent.needs_partner = True  # the reward source checks this against its layout before any rollout
+
 
 def order_pairs(values, group_size: int):
     """``[P, G]`` per-sample values → ``[P, G/2, 2]``: samples 2k and 2k+1 of a group judged the same pair
@@ -154,15 +168,6 @@ def order_pairs(values, group_size: int):
     if group_size % 2:
         raise ConfigError(f"both orders in one group need an even group_size, got {group_size}")
     return values.view(values.shape[0], group_size // 2, 2)
-
-
-def position_consistent(rewards, correct):
-    """J1's position-consistent reward (Whitehouse et al. 2025, arXiv:2505.10320): a sample keeps a
-    positive reward only if its verdict and its partner's in the other order are both right, so a
-    judge that always answers "A" earns nothing; penalties (negative terms) stay. ``rewards`` float
-    and ``correct`` bool, both ``[P, G]`` laid out as ``order_pairs`` says."""
-    both = order_pairs(correct.bool(), rewards.shape[1]).all(-1).repeat_interleave(2, dim=1)
-    return rewards.where(both, rewards.clamp(max=0.0))
 
 
 def position_consistency(correct, valid) -> float:

@@ -73,6 +73,7 @@ REWARDS = Registry("reward", {  # (output_text, label, *, mode, **kw) -> float
     "format_bonus": "nemo_thinkrm.algorithms.rewards:format_bonus",
     "length_penalty": "nemo_thinkrm.algorithms.rewards:length_penalty",
     "overlong_penalty": "nemo_thinkrm.algorithms.rewards:overlong_penalty",
+    "consistent": "nemo_thinkrm.algorithms.rewards:consistent",
 })
 
 ADVANTAGES = Registry("advantage estimator", {  # Scores of its input kind -> [P, G] advantages
@@ -94,6 +95,7 @@ POLICY_LOSSES = Registry("policy loss", {  # (batch, logprob, **pg options) -> (
 BATCH_FILTERS = Registry("batch filter", {  # (adv [P, G], *, rewards, preferences, truncated) -> (adv, metrics)
     "drop_uniform_groups": "nemo_thinkrm.algorithms.filters:drop_uniform_groups",
     "mask_truncated": "nemo_thinkrm.algorithms.filters:mask_truncated",
+    "dynamic_sampling": "nemo_thinkrm.algorithms.filters:dynamic_sampling",
 })
 
 AGGREGATIONS = Registry("loss aggregation", {  # (per_token, mask) -> (loss_sum, count)

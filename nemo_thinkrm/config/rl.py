@@ -100,14 +100,14 @@ class PolicyRLConfig(TrainConfig):
     source gives (grpo: per-sample rewards; pairwise: a preference matrix)."""
     scale_by_std: bool = True
     """Divide by the group's spread (GRPO's std; the pairwise root); false: the centred score alone."""
-    dynamic_sampling_rounds: int = 0
-    """DAPO's dynamic sampling: up to this many extra rollout rounds (of prompts_per_step fresh prompts
-    each) per step, keeping groups whose scores differ until the batch is full (0: off; the cheap
-    variant is the drop_uniform_groups filter)."""
     filters: List[str] = field(default_factory=list)
     """Names in ``config/registry.py: BATCH_FILTERS``, applied in order to the step's advantages:
     drop_uniform_groups (groups whose scores are all equal teach nothing), mask_truncated (DAPO's
-    overlong filtering: a sample cut at generation.max_new_tokens gets no advantage)."""
+    overlong filtering: a sample cut at generation.max_new_tokens gets no advantage),
+    dynamic_sampling (DAPO: groups without signal are replaced by fresh prompts' groups first)."""
+    resample_rounds: int = 3
+    """The most extra rollout rounds (prompts_per_step fresh prompts each) per step that a refilling
+    filter (dynamic_sampling) may draw to fill the batch with groups it keeps."""
     ppo_epochs: int = 1
     offload_reference: bool = True
     """GPU: keep the frozen reference's weights in host memory between its one use per step
@@ -128,8 +128,8 @@ class PolicyRLConfig(TrainConfig):
         for name in self.filters:
             BATCH_FILTERS.check(name, "filters")
         self.generation.check_sampling()
-        if self.dynamic_sampling_rounds < 0:
-            raise ConfigError(f"dynamic_sampling_rounds must be >= 0, got {self.dynamic_sampling_rounds}")
+        if self.resample_rounds < 0:
+            raise ConfigError(f"resample_rounds must be >= 0, got {self.resample_rounds}")
         if self.ppo_epochs < 1:
             raise ConfigError(f"ppo_epochs must be >= 1, got {self.ppo_epochs}")
         if self.rollout_engine == "megatron" and self.parallel.pipeline_model_parallel_size > 1:
@@ -157,15 +157,13 @@ class GRPOConfig(PolicyRLConfig):
     """random: each pair in one order, by a coin per pair; none: chosen shown as A; both: each group
     holds the pair in both orders (samples alternate A/B and B/A), ``position_consistency`` logged."""
     reward: str = "binary"
-    """A name in ``config/registry.py: REWARDS``: binary (1/0) or multiclass (1 / 0.5 / 0) reproduce the paper."""
+    """A name in ``config/registry.py: REWARDS``: binary (1/0) or multiclass (1 / 0.5 / 0) reproduce the paper;
+    consistent (J1, needs swap=both): 1 only when the verdicts in both orders of the pair are right."""
     reward_weights: Dict[str, float] = field(default_factory=dict)
     """Instead of ``reward``: a weighted sum of registered rewards, e.g. ``{binary: 1.0, format_bonus: 0.1}``."""
     reward_options: Dict[str, float] = field(default_factory=dict)
     """Keyword arguments every reward receives besides ``n_tokens`` and ``max_new_tokens``, e.g.
     ``{overlong_window: 256}`` for overlong_penalty, ``{target: 512}`` for length_penalty."""
-    consistency_reward: bool = False
-    """J1's position-consistent reward (needs swap=both): a sample keeps its reward only if the verdicts
-    in both orders of its pair are right, so GRPO trains position bias away."""
     prompts_per_step: int = 512
     group_size: int = 8
     loss: LossConfig = field(default_factory=lambda: LossConfig(kl_coef=1.0e-4))
@@ -180,8 +178,6 @@ class GRPOConfig(PolicyRLConfig):
         if self.swap == "both" and self.group_size % 2:
             raise ConfigError(f"swap=both puts both orders of a pair in one group: group_size must be even, "
                               f"got {self.group_size}")
-        if self.consistency_reward and self.swap != "both":
-            raise ConfigError("consistency_reward needs swap=both (a pair's two orders in one group)")
 
 
 @dataclass

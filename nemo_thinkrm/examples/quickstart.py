@@ -139,7 +139,9 @@ def judge_args(p: Pipeline) -> list[str]:
     return [f"template={p.cfg.template}", *own, f"seed={p.cfg.seed}"]
 
 
-def judge_stages(p: Pipeline) -> None:
+def warm_up(p: Pipeline) -> str:
+    """Traces by the scripted teacher for ``traced_pairs`` pairs, then warm-up SFT on them; returns the
+    judge's start (``bench/grpo_learning.py`` starts both GRPO implementations from this SFT run)."""
     cfg, r = p.cfg, str(p.root)
     start = judge_start(p)
     # the teacher renders prompts with the judge's own tokenizer and chat template
@@ -147,11 +149,17 @@ def judge_stages(p: Pipeline) -> None:
                       f"data.path={r}/data/train.jsonl", f"data.limit={cfg.traced_pairs or 'null'}",
                       "generation.backend=scripted", "samples_per_pair=1", f"model.hf_path={start}",
                       f"data.master_key_negatives={cfg.master_key_negatives}", *judge_args(p)])
-    evaluate(p, "untrained", start)
     p.stage("sft", ["sft", "--config-name", "tiny_sft", f"run_dir={r}/sft", f"model.hf_path={start}",
                     f"data.train_path={r}/synth/sft.jsonl", f"train_iters={cfg.sft_iters}", "seq_length=512",
                     "data.val_fraction=0.02", "eval_interval=100", "checkpoint.save_interval=200",
                     *judge_args(p)[1:]])
+    return start
+
+
+def judge_stages(p: Pipeline) -> None:
+    cfg, r = p.cfg, str(p.root)
+    start = warm_up(p)
+    evaluate(p, "untrained", start)
     evaluate(p, "sft", f"{r}/sft")
     p.stage("grpo", ["grpo", "--config-name", "tiny_grpo", f"run_dir={r}/grpo", f"model.hf_path={r}/sft",
                      f"data.path={r}/data/train.jsonl", f"train_iters={cfg.grpo_iters}",

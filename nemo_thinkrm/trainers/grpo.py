@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from nemo_thinkrm.algorithms.filters import has_signal
-from nemo_thinkrm.algorithms.rewards import combine, position_consistency, position_consistent
+from nemo_thinkrm.algorithms.rewards import combine, position_consistency
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.registry import ADVANTAGES, REWARDS
 from nemo_thinkrm.config.rl import GRPOConfig
@@ -58,7 +58,9 @@ class VerdictRewards:
             else:
                 self.groups.append((p,))
         self.groups += [tuple(orders) for pair_id, orders in by_pair.items() if pair_id not in over]
-        self.both_orders, self.consistency_reward = cfg.swap == "both", cfg.consistency_reward
+        self.both_orders = cfg.swap == "both"
+        if getattr(reward_fn, "needs_partner", False) and not self.both_orders:
+            raise ConfigError("the 'consistent' reward needs swap=both (a pair's two orders in one group)")
         if len(self.groups) < cfg.prompts_per_step:
             raise ConfigError(f"{len(self.groups)} usable prompts < prompts_per_step={cfg.prompts_per_step}")
 
@@ -70,7 +72,10 @@ class VerdictRewards:
         for k, x in enumerate(samples):
             orders = self.groups[chosen[k // G]]
             p = orders[(k % G) % len(orders)]
-            r.append(self.reward_fn(x.text, p.label, mode=mode, n_tokens=len(x.output_ids), **self.reward_options))
+            # under swap=both, samples 2j and 2j+1 judged the pair in its two orders: each other's partner
+            partner = (samples[k ^ 1].text, orders[((k ^ 1) % G) % 2].label) if self.both_orders else None
+            r.append(self.reward_fn(x.text, p.label, mode=mode, n_tokens=len(x.output_ids), partner=partner,
+                                    **self.reward_options))
             v = parse_verdict(x.text, mode)
             c.append(sample_accuracy(v, p.label)[0])
             inv.append(0.0 if v.valid else 1.0)
@@ -79,8 +84,6 @@ class VerdictRewards:
         metrics = {"accuracy": float(correct.mean()), "invalid_rate": float(invalid.mean())}
         if self.both_orders:
             metrics["position_consistency"] = position_consistency(correct > 0.5, invalid < 0.5)
-        if self.consistency_reward:
-            rewards = position_consistent(rewards, correct > 0.5)
         metrics.update(reward_mean=float(rewards.mean()), groups_with_signal=float(has_signal(rewards).float().mean()))
         return Scores(rewards=rewards, metrics=metrics,
                       columns={"reward": rewards.view(-1).tolist(), "valid_verdict": [i == 0 for i in inv]})

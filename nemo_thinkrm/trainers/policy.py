@@ -29,7 +29,6 @@ from typing import Any, Iterator, Optional, Protocol, Sequence
 
 import torch
 
-from nemo_thinkrm.algorithms.filters import has_signal
 from nemo_thinkrm.checkpoint.convert import load_initial_weights, shared_hf_dir
 from nemo_thinkrm.checkpoint.start import start_model_and_tokenizer
 from nemo_thinkrm.config.errors import ConfigError
@@ -169,8 +168,10 @@ def rl_step(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step: int) ->
     samples, rollout_stats = sample_rollouts(cfg, state, task.ids, task.texts, chosen, step)
     t1 = time.time()
     scores = task.source.score(chosen, samples, step)
-    if cfg.dynamic_sampling_rounds:
-        samples, scores = dynamic_sampling(cfg, state, task, step, samples, scores, rollout_stats)
+    for name in cfg.filters:
+        keeps = getattr(BATCH_FILTERS.get(name), "refills", None)
+        if keeps is not None:
+            samples, scores = refill(cfg, state, task, step, samples, scores, rollout_stats, keeps)
     adv = filtered_advantages(cfg, scores, samples)
     log_rollouts(cfg, step, samples, **scores.columns, advantage=adv.tolist())
     t2 = time.time()
@@ -207,9 +208,9 @@ def choose_prompts(n: int, k: int, seed: int, step: int, draw: int = 0) -> list[
     return torch.randperm(n, generator=g)[draw * k:(draw + 1) * k].tolist()
 
 
-def groups_with_signal(scores: Scores) -> list[int]:
-    """The indices of the groups with signal (``algorithms/filters.py: has_signal``)."""
-    return has_signal(scores.rewards, scores.preferences).nonzero().view(-1).tolist()
+def kept_groups(scores: Scores, keeps) -> list[int]:
+    """The indices of the groups a refilling filter keeps (``keeps``: its ``refills`` function)."""
+    return keeps(scores.rewards, scores.preferences).nonzero().view(-1).tolist()
 
 
 def take_groups(parts: Sequence[tuple[Sequence[GenerationOutput], Scores]], picks: Sequence[tuple[int, int]],
@@ -228,20 +229,20 @@ def take_groups(parts: Sequence[tuple[Sequence[GenerationOutput], Scores]], pick
                            columns=columns)
 
 
-def dynamic_sampling(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step: int,
-                     samples: list[GenerationOutput], scores: Scores, rollout_stats: dict
-                     ) -> tuple[list[GenerationOutput], Scores]:
-    """DAPO's dynamic sampling (Yu et al. 2025, arXiv:2503.14476, section 3.2), bounded: up to
-    ``dynamic_sampling_rounds`` more rounds of fresh prompts until ``prompts_per_step`` groups with
-    signal are found; a batch still short is filled with the first round's groups without signal
-    (their advantage is 0), so the update always sees ``prompts_per_step × group_size`` samples.
-    The metrics stay the first round's (an unbiased look at the policy); rounds and the share of
-    groups with signal are added. Every rank runs the same rounds (scores are identical on all)."""
+def refill(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step: int, samples: list[GenerationOutput],
+           scores: Scores, rollout_stats: dict, keeps) -> tuple[list[GenerationOutput], Scores]:
+    """A refilling batch filter's rollouts (``algorithms/filters.py``; DAPO's dynamic sampling, Yu et al.
+    2025, arXiv:2503.14476, section 3.2), bounded: up to ``resample_rounds`` more rounds of fresh
+    prompts until ``prompts_per_step`` groups that ``keeps`` accepts are found; a batch still short is
+    filled with the first round's other groups (the filter then zeroes them), so the update always
+    sees ``prompts_per_step × group_size`` samples. The metrics stay the first round's (an unbiased
+    look at the policy); rounds and the share of kept groups are added. Every rank runs the same
+    rounds (scores are identical on all)."""
     P, G = cfg.prompts_per_step, cfg.group_size
     parts = [(samples, scores)]
-    kept = [(0, g) for g in groups_with_signal(scores)]
+    kept = [(0, g) for g in kept_groups(scores, keeps)]
     rounds = 0
-    while len(kept) < P and rounds < cfg.dynamic_sampling_rounds:
+    while len(kept) < P and rounds < cfg.resample_rounds:
         more = choose_prompts(len(task.ids), P, cfg.seed, step, draw=rounds + 1)
         if len(more) < P:  # the permutation is used up: no fresh prompts left this step
             break
@@ -250,12 +251,12 @@ def dynamic_sampling(cfg: PolicyRLConfig, state: PolicyState, task: RLTask, step
         for key in ("refit_s", "time_generate_s"):
             rollout_stats[key] += stats[key]
         parts.append((extra, task.source.score(more, extra, step)))
-        kept += [(rounds, g) for g in groups_with_signal(parts[-1][1])]
-    signal = min(len(kept), P)
+        kept += [(rounds, g) for g in kept_groups(parts[-1][1], keeps)]
+    n_kept = min(len(kept), P)
     first_round = {g for r, g in kept if r == 0}
-    picks = kept[:P] + [(0, g) for g in range(P) if g not in first_round][:P - signal]
+    picks = kept[:P] + [(0, g) for g in range(P) if g not in first_round][:P - n_kept]
     samples, merged = take_groups(parts, picks, G)
-    merged.metrics.update({"dynamic_sampling_rounds": rounds, "groups_with_signal_kept": signal / P})
+    merged.metrics.update({"resample_rounds": rounds, "groups_kept": n_kept / P})
     return samples, merged
 
 

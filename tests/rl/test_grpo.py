@@ -143,15 +143,16 @@ def test_dapo_options_are_config_choices(sft_start, pairs, tmp_path):
                           "prompts_per_step=8", "group_size=2", "generation.max_new_tokens=44",
                           "+reward_weights={binary: 1.0, overlong_penalty: 1.0}",
                           "+reward_options={overlong_window: 4}",
-                          "filters=[mask_truncated]", "dynamic_sampling_rounds=2"))
+                          "filters=[dynamic_sampling,mask_truncated]", "resample_rounds=2"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_metrics(run_dir, "train")
     assert [r["step"] for r in rows] == [1, 2]
     for r in rows:
-        assert 0 <= r["dynamic_sampling_rounds"] <= 2 and r["groups_with_signal_kept"] >= r["groups_with_signal"]
+        assert 0 <= r["resample_rounds"] <= 2 and r["groups_kept"] >= r["groups_with_signal"]
+        assert r["dropped_groups"] == 1 - r["groups_kept"]     # the fill without signal zeroed by the filter
         assert r["masked_truncated"] == r["truncation_rate"]   # every truncated sample of the batch masked
         assert r["reward_mean"] <= r["accuracy"]               # binary reward + a penalty <= 0
-    assert any(r["dynamic_sampling_rounds"] > 0 and r["groups_with_signal_kept"] > r["groups_with_signal"]
+    assert any(r["resample_rounds"] > 0 and r["groups_kept"] > r["groups_with_signal"]
                for r in rows)
     assert any(r["truncation_rate"] > 0 for r in rows) and any(r["reward_mean"] < r["accuracy"] for r in rows)
 
@@ -163,7 +164,7 @@ def test_position_consistency_reward_is_a_config_choice(sft_start, pairs, tmp_pa
     naming the same response is logged per step."""
     run_dir = tmp_path / "j1"
     proc = run_cli(*_args(run_dir, sft_start, pairs, "train_iters=2", "checkpoint.save_interval=0",
-                          "swap=both", "consistency_reward=true", "log_rollouts=8"))
+                          "swap=both", "reward=consistent", "log_rollouts=8"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = read_metrics(run_dir, "train")
     assert [r["step"] for r in rows] == [1, 2]
@@ -178,3 +179,5 @@ def test_position_consistency_reward_is_a_config_choice(sft_start, pairs, tmp_pa
     proc = run_cli(*_args(tmp_path / "odd", sft_start, pairs, "swap=both", "group_size=3", "prompts_per_step=16",
                           "global_batch_size=16"))
     assert proc.returncode == 2 and "group_size must be even" in proc.stderr
+    proc = run_cli(*_args(tmp_path / "one_order", sft_start, pairs, "reward=consistent"))
+    assert proc.returncode == 2 and "'consistent' reward needs swap=both" in proc.stderr

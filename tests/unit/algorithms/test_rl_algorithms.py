@@ -37,7 +37,9 @@ def approx(t, expected, tol=1e-5):
 
 
 def test_builtin_registries_list_their_names():
-    assert sorted(REWARDS.names()) == ["binary", "format_bonus", "length_penalty", "multiclass", "overlong_penalty"]
+    assert sorted(REWARDS.names()) == ["binary", "consistent", "format_bonus", "length_penalty", "multiclass",
+                                      "overlong_penalty"]
+    assert BATCH_FILTERS.names() == ["drop_uniform_groups", "mask_truncated", "dynamic_sampling"]
     assert KL_ESTIMATORS.names() == ["k1", "k2", "k3"]
     assert ADVANTAGES.names() == ["grpo", "pairwise"]
     with pytest.raises(ConfigError, match="k1"):
@@ -436,7 +438,8 @@ def test_overlong_penalty_and_truncation_mask_by_hand():
 
 def test_dynamic_sampling_parts_by_hand():
     from nemo_thinkrm.generation.interface import GenerationOutput
-    from nemo_thinkrm.trainers.policy import Scores, choose_prompts, groups_with_signal, take_groups
+    from nemo_thinkrm.algorithms.filters import has_signal
+    from nemo_thinkrm.trainers.policy import Scores, choose_prompts, kept_groups, take_groups
 
     # draws are disjoint slices of one permutation, the first is the step's usual prompts
     first, second = choose_prompts(10, 4, 0, 3), choose_prompts(10, 4, 0, 3, draw=1)
@@ -444,10 +447,15 @@ def test_dynamic_sampling_parts_by_hand():
         [i for i in range(10) if i not in first + second]
     r0 = torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, 0.0]])   # group 0 has signal
     r1 = torch.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.5]])   # groups 1 and 2
-    assert groups_with_signal(Scores(rewards=r0)) == [0] and groups_with_signal(Scores(rewards=r1)) == [1, 2]
+    # dynamic_sampling is a refilling filter: it keeps the groups with signal and zeroes the rest
+    ds = BATCH_FILTERS.get("dynamic_sampling")
+    assert ds.refills is has_signal and not hasattr(BATCH_FILTERS.get("drop_uniform_groups"), "refills")
+    assert kept_groups(Scores(rewards=r0), ds.refills) == [0] and kept_groups(Scores(rewards=r1), has_signal) == [1, 2]
+    adv, metrics = ds(torch.ones(3, 2), rewards=r1, preferences=None, truncated=torch.zeros(3, 2, dtype=torch.bool))
+    assert adv.tolist() == [[0, 0], [1, 1], [1, 1]] and metrics["dropped_groups"] == pytest.approx(1 / 3)
     d = torch.zeros(2, 2, 2)
     d[1, 0, 1], d[1, 1, 0] = 1.0, -1.0
-    assert groups_with_signal(Scores(preferences=d)) == [1]
+    assert kept_groups(Scores(preferences=d), has_signal) == [1]
 
     def part(tag, r):
         outs = [GenerationOutput(f"{tag}{k}", "", 1, "stop") for k in range(r.numel())]
@@ -462,24 +470,37 @@ def test_dynamic_sampling_parts_by_hand():
 
 
 def test_position_consistent_reward_by_hand():
-    from nemo_thinkrm.algorithms.rewards import position_consistency, position_consistent
+    from nemo_thinkrm.algorithms.rewards import position_consistency
+
+    consistent = REWARDS.get("consistent")
+    right_a, right_b = "<answer>A</answer>", "<answer>B</answer>"
+    # the pair shown as (chosen, rejected): label A; its other order: label B
+    assert consistent(right_a, "A", mode="binary", partner=(right_b, "B")) == 1.0
+    assert consistent(right_b, "B", mode="binary", partner=(right_a, "A")) == 1.0
+    # a judge that always answers "A" is right in one order only: no reward in either
+    assert consistent(right_a, "A", mode="binary", partner=(right_a, "B")) == 0.0
+    assert consistent(right_a, "B", mode="binary", partner=(right_a, "A")) == 0.0
+    assert consistent("no verdict", "A", mode="binary", partner=(right_b, "B")) == 0.0
+    # multiclass verdicts compare on the sign (-3 for a labelled -1 is right)
+    assert consistent("<answer>-3</answer>", -1, mode="multiclass", partner=("<answer>2</answer>", 1)) == 1.0
+    with pytest.raises(ConfigError, match="needs swap=both"):
+        consistent(right_a, "A", mode="binary")
+    # summed with other terms, the need for a partner travels with the sum
+    assert combine({"consistent": 1.0, "format_bonus": 0.1}).needs_partner
+    assert not getattr(combine({"binary": 1.0}), "needs_partner", False)
 
     # one group of 4: samples (0, 1) judge the pair in orders AB, BA; so do (2, 3)
-    rewards = torch.tensor([[1.0, 1.0, 1.0, -0.5]])
     correct = torch.tensor([[True, True, True, False]])
     valid = torch.tensor([[True, True, True, True]])
-    # pair (0, 1) both right: rewards kept; pair (2, 3): 3 is wrong, so 2 loses its +1 and 3 keeps its penalty
-    assert position_consistent(rewards, correct).tolist() == [[1.0, 1.0, 0.0, -0.5]]
     # consistent = both valid and naming the same response: pair (0, 1) yes, pair (2, 3) no → 1/2
     assert position_consistency(correct, valid) == 0.5
     # a judge that always answers "A": right in one order, wrong in the other → never consistent
     always_a = torch.tensor([[True, False, True, False]])
     assert position_consistency(always_a, valid) == 0.0
-    assert position_consistent(torch.ones(1, 4), always_a).tolist() == [[0.0, 0.0, 0.0, 0.0]]
     # both wrong but valid: consistent (same response named in both orders), no reward
     assert position_consistency(torch.zeros(1, 2, dtype=torch.bool), torch.ones(1, 2, dtype=torch.bool)) == 1.0
     with pytest.raises(ConfigError, match="even group_size"):
-        position_consistent(torch.ones(1, 3), torch.ones(1, 3, dtype=torch.bool))
+        position_consistency(torch.ones(1, 3, dtype=torch.bool), torch.ones(1, 3, dtype=torch.bool))
 
 
 def test_a_group_takes_its_prompt_variants_in_turn():
