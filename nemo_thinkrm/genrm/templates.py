@@ -42,7 +42,7 @@ from nemo_thinkrm.genrm.verdict import MAX_STRENGTH, Mode, check_mode
 
 TEMPLATE_DIR = Path(__file__).resolve().parents[2] / "conf" / "templates"
 TEMPLATE_SUFFIX = ".jinja"
-VARIABLES = frozenset({"context", "response_a", "response_b"})
+VARIABLES = frozenset({"context", "response_a", "response_b", "preferred"})
 REQUIRED_VARIABLES = frozenset({"response_a", "response_b"})
 
 Context = Union[str, Sequence[Mapping[str, str]]]
@@ -105,11 +105,21 @@ class JudgeTemplate:
     mode: Mode
     source: str
     compiled: jinja2.Template
+    proving: bool = False
+    """A preference-proving template (GRAM-R²): it shows ``preferred``, the letter of the labelled
+    better response, and asks for the rationale; a judge template never sees the label."""
 
-    def render(self, context: Context, response_a: str, response_b: str) -> str:
-        """The judge prompt for one ordered pair; all three inputs are neutralised first."""
-        return self.compiled.render(context=neutralize(format_context(context)),
-                                    response_a=neutralize(response_a), response_b=neutralize(response_b))
+    def render(self, context: Context, response_a: str, response_b: str, preferred: Optional[str] = None) -> str:
+        """The prompt for one ordered pair; the texts are neutralised first. ``preferred`` ("A"/"B")
+        is given exactly when the template is a proving one, so no label can leak into a judge prompt."""
+        if self.proving != (preferred is not None):
+            raise ConfigError(f"template {self.name!r} is a preference-proving template: it needs the preferred "
+                              f"response" if self.proving else
+                              f"template {self.name!r} is a judge template: it is never shown the preferred response")
+        if preferred is not None and preferred not in ("A", "B"):
+            raise ConfigError(f"preferred must be 'A' or 'B', got {preferred!r}")
+        return self.compiled.render(context=neutralize(format_context(context)), response_a=neutralize(response_a),
+                                    response_b=neutralize(response_b), preferred=preferred)
 
 
 def available_templates() -> list[str]:
@@ -168,6 +178,10 @@ def _compile(source: str, path: Path) -> jinja2.Template:
     return compiled
 
 
+def _shows_preferred(source: str) -> bool:
+    return "preferred" in jinja2.meta.find_undeclared_variables(_ENV.parse(source))
+
+
 def load_template(name_or_path: Union[str, Path]) -> JudgeTemplate:
     """Load a built-in template by name ("reasoning_binary", …) or a user ``.jinja`` file by path.
 
@@ -179,7 +193,9 @@ def load_template(name_or_path: Union[str, Path]) -> JudgeTemplate:
     path = _resolve(name_or_path)
     source = path.read_text(encoding="utf-8")
     mode = _read_mode(source, path)
-    return JudgeTemplate(name=path.stem, path=path, mode=mode, source=source, compiled=_compile(source, path))
+    compiled = _compile(source, path)
+    return JudgeTemplate(name=path.stem, path=path, mode=mode, source=source, compiled=compiled,
+                         proving=_shows_preferred(source))
 
 
 # --------------------------------------------------------------------------- pairs
@@ -217,11 +233,12 @@ def _check_pair_strength(strength: Optional[int]) -> Optional[int]:
 
 def _one_order(template: JudgeTemplate, context: Context, chosen: str, rejected: str,
                strength: Optional[int], swapped: bool) -> RenderedPair:
+    preferred = ("B" if swapped else "A") if template.proving else None
     if swapped:
-        prompt = template.render(context, rejected, chosen)
+        prompt = template.render(context, rejected, chosen, preferred)
         label: Label = "B" if strength is None else strength
     else:
-        prompt = template.render(context, chosen, rejected)
+        prompt = template.render(context, chosen, rejected, preferred)
         label = "A" if strength is None else -strength
     return RenderedPair(prompt=prompt, label=label, swapped=swapped)
 
