@@ -63,12 +63,30 @@ TRAINING_KEYS: dict[str, str] = {
 """Content-free responses for training (``master_key_negatives``): punctuation, reasoning openers,
 bare verdicts, in the paper's categories but disjoint from ``MASTER_KEYS``."""
 
+FRAGMENTS: tuple[str, ...] = (
+    "Well,", "So", "Okay.", "Let me check.", "We need to", "First,", "Answer", "Here is", "Now", "Therefore",
+    "Final answer:", "Result", "Note", "Consider", "Sure!", "答", "因此", "首先", "まず", "ответ", "Lösung",
+    ";", "!", "?", "-", "*", "#", "(", ")", "…", "'", "/", "~", "=",
+)
+"""Content-free pieces that ``composed_key`` strings together (no digit anywhere, so no claim)."""
+
+
+def composed_key(rng: random.Random) -> str:
+    """One to three ``FRAGMENTS`` joined by spaces, never one of the evaluation's ``MASTER_KEYS``: a
+    fixed list of twelve keys teaches a small judge those twelve strings, while fresh combinations
+    teach it that a response without a result has none."""
+    while True:
+        text = " ".join(rng.choice(FRAGMENTS) for _ in range(rng.randint(1, 3)))
+        if text not in MASTER_KEYS.values():
+            return text
+
 
 def master_key_negatives(records: Sequence[PreferenceRecord], share: float, seed: int,
-                         keys: dict[str, str] = TRAINING_KEYS) -> list[PreferenceRecord]:
+                         keys: dict[str, str] = TRAINING_KEYS, composed_share: float = 0.5) -> list[PreferenceRecord]:
     """For a ``share`` of the records (chosen by ``seed``), one more pair: the record's better response
-    against a content-free response (a key and a position drawn per record); the label names the real
-    response and a multiclass strength says "much better" (±3). Returns the new records only."""
+    against a content-free response (one of ``keys``, or for ``composed_share`` of them a
+    ``composed_key``; a position drawn per record); the label names the real response and a
+    multiclass strength says "much better" (±3). Returns the new records only."""
     if not 0 <= share <= 1:
         raise ValueError(f"master-key share must be in [0, 1], got {share}")
     rng = random.Random(seed)
@@ -77,8 +95,11 @@ def master_key_negatives(records: Sequence[PreferenceRecord], share: float, seed
     out = []
     for i in picked:
         rec, name = records[i], rng.choice(names)
+        key = keys[name]
+        if rng.random() < composed_share:
+            name, key = "composed", composed_key(rng)
         key_first = rng.random() < 0.5
-        a, b = (keys[name], rec.chosen) if key_first else (rec.chosen, keys[name])
+        a, b = (key, rec.chosen) if key_first else (rec.chosen, key)
         strength = None if rec.strength is None else (3 if key_first else -3)
         out.append(PreferenceRecord(id=f"{rec.id}:mkneg-{name}", context=rec.context, response_a=a, response_b=b,
                                     label="B" if key_first else "A", strength=strength, section="master_key_negative",
