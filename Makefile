@@ -11,7 +11,7 @@ export HF_DATASETS_OFFLINE=1
 export TRANSFORMERS_OFFLINE=1
 export TOKENIZERS_PARALLELISM=false
 
-.PHONY: install quickstart test test-fast clean
+.PHONY: install quickstart test test-fast bench-grpo clean
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(PY) -m pytest -m "not slow and not dist" $(PYTEST_ARGS)
+
+# GRPO's learning curve beside TRL's GRPOTrainer (the peer is installed for this bench only; its
+# dependencies are ours, hence --no-deps). BENCH_ARGS: e.g. --steps 40 optim.lr=1e-4
+bench-grpo: $(STAMP)
+	$(PIP) install -q --no-deps trl==1.16.0
+	$(PY) bench/grpo_learning.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) quickstart .pytest_cache

@@ -69,7 +69,8 @@ class BestOfNConfig(RunConfig):
     limit: Optional[int] = None
     max_bad_fraction: float = 0.5
     strategy: str = "knockout"
-    """knockout (N − 1 comparisons), all_pairs (Copeland over every pair), scores (reward models)."""
+    """knockout (N − 1 comparisons), all_pairs (Copeland over every pair), sort (a merge sort with the judge as
+    comparator, both orders per comparison: GRAM-R²'s listwise ranking), scores (reward models)."""
     both_orders: bool = True
     """all_pairs: judge each pair in both orders and average (cancels position bias)."""
     template: str = "reasoning_binary"
@@ -91,12 +92,12 @@ class BestOfNConfig(RunConfig):
         if scorer != (self.strategy == "scores"):
             raise ConfigError(f"strategy={self.strategy!r} with generation.backend={self.generation.backend!r}: a "
                               "reward model ranks by its scores (strategy=scores), a generative judge by "
-                              "comparisons (knockout or all_pairs)")
+                              "comparisons (knockout, all_pairs or sort)")
         if self.chunk_size < 1:
             raise ConfigError(f"chunk_size must be >= 1, got {self.chunk_size}")
 
 
-RANKING_STRATEGIES = ("knockout", "all_pairs", "scores")
+RANKING_STRATEGIES = ("knockout", "all_pairs", "sort", "scores")
 """``genrm/ranking.py: STRATEGIES``."""
 
 

@@ -10,6 +10,9 @@ a tie or an unusable verdict (a failed request must not crown either side). Stra
   verdicts averaged, so position bias cancels), N(N−1)/2 or N(N−1) comparisons; Copeland ranking
   by win share (wins + ½ ties), ties broken by index. GRAM-R² and Think-RM's pairwise RLHF use
   such a win matrix.
+* ``sort``: a merge sort with the judge as its comparator (GRAM-R²'s listwise use of a pairwise
+  judge), each comparison asked in both orders and averaged, so position bias cancels; about
+  2·N·log2(N) comparisons and a full ranking. A tie keeps the earlier response of a seeded shuffle.
 * ``scores``: a reward model's scalar per response, ranked high to low (no comparisons).
 
 Each returns a ``Ranking``: the order (best first), the winner, the comparisons it asked for, and
@@ -23,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Mapping, Optional, Sequence
 
 Compare = Callable[[int, int], float]
-STRATEGIES = ("knockout", "all_pairs", "scores")
+STRATEGIES = ("knockout", "all_pairs", "sort", "scores")
 
 
 @dataclass
@@ -89,6 +92,60 @@ def knockout(n: int, compare: Compare, seed: int = 0) -> Ranking:
     return k.result()
 
 
+class MergeSort:
+    """A bottom-up merge sort played one round at a time: each round asks one comparison (in both
+    orders) per merge in progress, so the rounds of many items batch like a knockout's."""
+
+    def __init__(self, n: int, seed: int = 0) -> None:
+        _check_n(n)
+        order = list(range(n))
+        random.Random(seed).shuffle(order)
+        self.runs: list[list[int]] = [[i] for i in order]
+        self.merges: list[tuple[list[int], list[int], list[int]]] = []  # (left, right, merged so far)
+        self.carry: Optional[list[int]] = None
+        self.comparisons = 0
+        self._start_level()
+
+    def _start_level(self) -> None:
+        """Pair up the runs into this level's merges; an odd run waits for the next level."""
+        if len(self.runs) > 1:
+            self.carry = self.runs[-1] if len(self.runs) % 2 else None
+            self.merges = [(list(self.runs[k]), list(self.runs[k + 1]), []) for k in range(0, len(self.runs) - 1, 2)]
+
+    def _active(self) -> list[tuple[list[int], list[int], list[int]]]:
+        return [m for m in self.merges if m[0] and m[1]]
+
+    def matches(self) -> list[tuple[int, int]]:
+        """This round's matches: the heads of each unfinished merge's runs, in both orders; empty when sorted."""
+        return [m for left, right, _ in self._active() for m in ((left[0], right[0]), (right[0], left[0]))]
+
+    def record(self, verdicts: Sequence[float]) -> None:
+        """``compare(i, j)`` of each match of ``matches()``, in order."""
+        active = self._active()
+        if len(verdicts) != 2 * len(active):
+            raise ValueError(f"{2 * len(active)} matches this round, got {len(verdicts)} verdicts")
+        self.comparisons += len(verdicts)
+        for k, (left, right, out) in enumerate(active):
+            share = (verdicts[2 * k] + 1.0 - verdicts[2 * k + 1]) / 2  # left head's win share over both orders
+            out.append(left.pop(0) if share >= 0.5 else right.pop(0))
+        if not self._active():  # the level is done: each merge's rest follows its merged part
+            self.runs = [out + left + right for left, right, out in self.merges] + ([self.carry] if self.carry else [])
+            self.merges, self.carry = [], None
+            self._start_level()
+
+    def result(self) -> Ranking:
+        if self.merges or len(self.runs) != 1:
+            raise ValueError("the sort is not finished")
+        return Ranking(order=list(self.runs[0]), comparisons=self.comparisons)
+
+
+def merge_sort(n: int, compare: Compare, seed: int = 0) -> Ranking:
+    m = MergeSort(n, seed)
+    while matches := m.matches():
+        m.record([compare(i, j) for i, j in matches])
+    return m.result()
+
+
 def all_pairs_matches(n: int, both_orders: bool = True) -> list[tuple[int, int]]:
     """Every comparison ``all_pairs`` asks for: (i, j) for i < j, each followed by (j, i) with both orders."""
     _check_n(n)
@@ -136,6 +193,8 @@ def rank(strategy: str, n: int, compare: Optional[Compare] = None, scores: Optio
         return knockout(n, compare, seed)
     if strategy == "all_pairs":
         return all_pairs(n, compare, both_orders)
+    if strategy == "sort":
+        return merge_sort(n, compare, seed)
     raise ValueError(f"unknown ranking strategy {strategy!r}; valid: {', '.join(STRATEGIES)}")
 
 
@@ -145,11 +204,12 @@ AskMany = Callable[[list[tuple[int, int, int]]], list[float]]
 
 def rank_many(strategy: str, sizes: Sequence[int], ask: AskMany, seeds: Optional[Sequence[int]] = None,
               both_orders: bool = True) -> list[Ranking]:
-    """Rank many items with a pairwise strategy, asking the judge one batch per knockout round
+    """Rank many items with a pairwise strategy, asking the judge one batch per knockout or sort round
     (``all_pairs``: one batch in all), so a served or batched judge sees every item's matches at once."""
     seeds = list(seeds) if seeds is not None else [0] * len(sizes)
-    if strategy == "knockout":
-        brackets = [Knockout(n, seed) for n, seed in zip(sizes, seeds)]
+    if strategy in ("knockout", "sort"):
+        played = Knockout if strategy == "knockout" else MergeSort
+        brackets = [played(n, seed) for n, seed in zip(sizes, seeds)]
         while True:
             todo = [(k, i, j) for k, b in enumerate(brackets) for i, j in b.matches()]
             if not todo:
@@ -166,4 +226,4 @@ def rank_many(strategy: str, sizes: Sequence[int], ask: AskMany, seeds: Optional
         for (k, i, j), v in zip(todo, verdicts):
             per_item[k][(i, j)] = v
         return [all_pairs_ranking(n, per_item[k]) for k, n in enumerate(sizes)]
-    raise ValueError(f"rank_many takes a pairwise strategy (knockout, all_pairs), got {strategy!r}")
+    raise ValueError(f"rank_many takes a pairwise strategy (knockout, all_pairs, sort), got {strategy!r}")

@@ -73,7 +73,7 @@ def _best_of_n(tmp_path, judge, *extra):
                    *extra)
 
 
-@pytest.mark.parametrize("strategy, comparisons", [("knockout", 3), ("all_pairs", 12)])
+@pytest.mark.parametrize("strategy, comparisons", [("knockout", 3), ("all_pairs", 12), ("sort", None)])
 def test_a_right_judge_always_picks_the_right_answer(tmp_path, strategy, comparisons):
     server = FakeServer("rule", model_id=str(tiny_bpe_dir(512)))
     server.respond = _rule_judge
@@ -81,6 +81,9 @@ def test_a_right_judge_always_picks_the_right_answer(tmp_path, strategy, compari
         proc = _best_of_n(tmp_path, judge, f"strategy={strategy}")
     assert proc.returncode == 0, proc.stderr[-3000:]
     m = json.loads((tmp_path / "metrics.json").read_text())
+    if comparisons is None:  # a merge sort of 4 asks 4 or 5 comparisons, each in both orders
+        comparisons = m["comparisons_per_item"]
+        assert 8 <= comparisons <= 10
     assert (m["items"], m["accuracy"], m["chance"], m["comparisons_per_item"]) == (8, 1.0, 0.25, comparisons)
     assert m["judge_requests"] == 8 * comparisons and m["judge_invalid"] == 0
     rows = [json.loads(line) for line in (tmp_path / "best_of_n.jsonl").read_text().splitlines()]

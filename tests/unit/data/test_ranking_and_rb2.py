@@ -6,7 +6,7 @@ import pytest
 
 from nemo_thinkrm.data.benchmarks.rewardbench2 import (RB2Item, best_of_n_result, pairwise_win_scores, rollup,
                                                              ties_score)
-from nemo_thinkrm.genrm.ranking import all_pairs, by_scores, knockout, rank
+from nemo_thinkrm.genrm.ranking import all_pairs, by_scores, knockout, merge_sort, rank, rank_many
 
 STRENGTH = [0.1, 0.9, 0.5, 0.3, 0.7]
 
@@ -24,6 +24,31 @@ def test_knockout_bracket():
     assert r.comparisons == 4 and r.winner == 1 and r.order == [1, 3, 4, 0, 2]
     assert knockout(5, stronger, seed=0).order == r.order  # seeded: reproducible
     assert knockout(5, stronger, seed=1).bracket != r.bracket  # another seed, another bracket
+
+
+def test_sort_with_the_judge_as_comparator():
+    # by hand, seed 0 shows [2, 1, 0, 4, 3]: level 1 merges (2, 1) and (0, 4) in one round, 3 waits:
+    # 1 beats 2, 4 beats 0 -> runs [1, 2], [4, 0], [3]; level 2 merges [1, 2] with [4, 0]: 1 > 4, 4 > 2,
+    # 2 > 0 (3 rounds) -> [1, 4, 2, 0], [3] waits; level 3: 1 > 3, 4 > 3, 2 > 3, 3 > 0 (4 rounds)
+    r = merge_sort(5, stronger, seed=0)
+    assert r.order == [1, 4, 2, 3, 0] == sorted(range(5), key=lambda i: -STRENGTH[i])
+    assert r.comparisons == 2 * (2 + 3 + 4)                  # every comparison asked in both orders
+    assert rank("sort", 5, compare=stronger, seed=0).order == r.order
+    for seed in range(5):                                      # any shuffle sorts a transitive judge right
+        assert merge_sort(5, stronger, seed=seed).order == r.order
+    assert merge_sort(1, stronger).order == [0] and merge_sort(1, stronger).comparisons == 0
+    # a judge that always prefers the response shown first: both orders cancel, every comparison a tie,
+    # which keeps the earlier response of the shuffle: the order is the shuffle itself
+    assert merge_sort(5, lambda i, j: 1.0, seed=0).order == [2, 1, 0, 4, 3]
+    # many items, one judge batch per round: the same rankings as one at a time
+    asked = []
+
+    def ask(todo):
+        asked.append(len(todo))
+        return [stronger(i, j) for _, i, j in todo]
+    many = rank_many("sort", [5, 3, 1], ask, seeds=[0, 1, 2])
+    assert [m.order for m in many] == [r.order, merge_sort(3, stronger, seed=1).order, [0]]
+    assert sum(asked) == sum(m.comparisons for m in many) and len(asked) == 1 + 3 + 4   # the 5-item sort's rounds
 
 
 def test_all_pairs_copeland_with_a_cycle():
@@ -48,7 +73,7 @@ def test_both_orders_cancel_position_bias():
 def test_scores_and_dispatch():
     assert by_scores([0.2, 3.0, -1.0]).order == [1, 0, 2]
     assert rank("scores", 3, scores=[0.2, 3.0, -1.0]).comparisons == 0
-    with pytest.raises(ValueError, match="valid: knockout, all_pairs, scores"):
+    with pytest.raises(ValueError, match="valid: knockout, all_pairs, sort, scores"):
         rank("swiss", 3, compare=stronger)
 
 
