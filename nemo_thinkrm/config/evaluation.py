@@ -112,6 +112,11 @@ class SynthConfig(EvalConfig):
     """Which correct trace to keep per pair: longest (Think-RM), shortest or random."""
     output: Optional[str] = None
     """SFT JSONL to write (default: run_dir/sft.jsonl)."""
+    train_template: Optional[str] = None
+    """The template of the SFT rows' user turn when it is not the one the teacher was asked with:
+    GRAM-R²'s preference-proving model writes rationales from prompts that show the label
+    (``template=proving_compact_binary``), and the judge learns them from prompts that do not
+    (``train_template=compact_binary``); same verdict mode, same pair order."""
 
     def validate(self) -> None:
         super().validate()

@@ -17,9 +17,12 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.evaluation import SynthConfig
 from nemo_thinkrm.evaluation.metrics import samples_from_rows
-from nemo_thinkrm.evaluation.runner import generate_missing, prepare
+from nemo_thinkrm.evaluation.runner import PreparedRun, generate_missing, prepare
+from nemo_thinkrm.genrm import load_template
+from nemo_thinkrm.genrm.prompts import JudgePrompt, build_prompts
 
 logger = logging.getLogger("nemo_thinkrm.synth")
 
@@ -35,7 +38,7 @@ def run(cfg: SynthConfig) -> dict[str, Any]:
     for row, s in zip(rows, scored):
         if s.correct == 1.0:
             correct[row["prompt_id"]].append(row)
-    by_id = {p.prompt_id: p for p in prompts}
+    by_id = {p.prompt_id: p for p in (train_prompts(cfg, prep) if cfg.train_template else prompts)}
     rng = random.Random(cfg.seed)
     out_rows = []
     for prompt_id in sorted(correct):
@@ -57,6 +60,18 @@ def run(cfg: SynthConfig) -> dict[str, Any]:
     logger.info("kept %d of %d pairs (%d generations, %d correct) → %s", len(out_rows), len(prompts), len(rows),
                 summary["correct_generations"], out)
     return summary
+
+
+def train_prompts(cfg: SynthConfig, prep: PreparedRun) -> list[JudgePrompt]:
+    """The same pairs in the same orders under ``train_template`` (what the SFT rows' user turn shows)."""
+    template = load_template(cfg.train_template)
+    if template.proving:
+        raise ConfigError(f"train_template={cfg.train_template!r} is a preference-proving template; the rows it "
+                          "writes train a judge, which is never shown the label")
+    if template.mode != prep.template.mode:
+        raise ConfigError(f"train_template={cfg.train_template!r} asks for {template.mode} verdicts, the teacher's "
+                          f"template for {prep.template.mode}")
+    return build_prompts(prep.records, template, prep.judge.render, prep.judge.count, seed=cfg.seed, swap=cfg.swap)
 
 
 def _pick(rows: list[dict], keep: str, rng: random.Random) -> dict:

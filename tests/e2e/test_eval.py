@@ -209,3 +209,30 @@ def test_synth_with_the_scripted_teacher_follows_the_swap(tiny_judge, tmp_path):
         assert r["messages"][1]["content"].endswith(f"<answer>{r['label']}</answer>")
         swapped += r["label"] == "B"
     assert 0 < swapped < 24  # the seeded coin put the right response in both positions
+
+
+def test_synth_proving_rationales_become_judge_rows(tiny_judge, tmp_path):
+    """GRAM-R²'s rationale step: the teacher is asked with the proving template (it is shown the label);
+    the rows it writes carry the judge template's prompt for the same pair and order, never the label."""
+    from nemo_thinkrm.data.synthetic import make_arithmetic_pairs, write_preference_jsonl
+
+    data = tmp_path / "pairs.jsonl"
+    write_preference_jsonl(make_arithmetic_pairs(12, seed=4), data)
+    common = ("synth", "--config-name", "tiny_synth", "data=generic", f"data.path={data}", "data.limit=null",
+              "generation.backend=scripted", "samples_per_pair=1", f"model.hf_path={tiny_judge}")
+    proc = run_cli(*common, f"run_dir={tmp_path / 'proving'}", "template=proving_compact_binary",
+                   "train_template=compact_binary")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "template: proving_compact_binary" in (tmp_path / "proving" / "config.yaml").read_text()
+    rows = [json.loads(l) for l in (tmp_path / "proving" / "sft.jsonl").read_text().splitlines()]
+    proc = run_cli(*common, f"run_dir={tmp_path / 'judge'}", "template=compact_binary")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    judge_rows = {r["id"]: r for r in map(json.loads, (tmp_path / "judge" / "sft.jsonl").read_text().splitlines())}
+    assert len(rows) == 12 and {r["id"] for r in rows} == set(judge_rows)
+    for r in rows:
+        user = r["messages"][0]["content"]
+        assert "correct one" not in user and user == judge_rows[r["id"]]["messages"][0]["content"]
+        assert r["messages"][1]["content"].endswith(f"<answer>{r['label']}</answer>")
+    proc = run_cli(*common, f"run_dir={tmp_path / 'bad'}", "template=compact_binary",
+                   "train_template=proving_compact_binary")
+    assert proc.returncode == 2 and "preference-proving template" in proc.stderr
