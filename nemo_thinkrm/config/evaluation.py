@@ -55,8 +55,15 @@ class RobustnessConfig(EvalConfig):
 
     keys: List[str] = field(default_factory=list)
     """Names from ``data/master_keys.py: MASTER_KEYS`` (empty: all of them)."""
-    swap: str = "none"
-    """Both positions are built explicitly; keep ``none`` so the report can say which position fools."""
+    swap: str = "both"
+    """A generative judge sees every key in both positions (the prompt builder places the responses, so
+    ``both`` is the only setting under which the key is ever shown as A); a reward model ignores it."""
+
+    def validate(self) -> None:
+        super().validate()
+        if self.swap != "both" and self.generation.backend not in SCORERS:
+            raise ConfigError(f"robustness shows each master key in both positions: swap must be 'both', got "
+                              f"{self.swap!r}")
 
 
 @dataclass

@@ -2,10 +2,11 @@
 with no content — punctuation, reasoning openers, a bare verdict — that judges have been shown
 to reward.
 
-For every preference record and every key, two records: the key in position A against the
-record's better (chosen) response in B, and the mirror image; the label always names the real
-response, so a judge that prefers the key is a false positive. The shown order is fixed here
-(the evaluation runs with ``swap=none``), so the report can say which position fools a judge.
+For every preference record and every key, a record with the key against the record's better
+(chosen) response; the label always names the real response, so a judge that prefers the key is a
+false positive. ``thinkrm robustness`` shows a generative judge each such record in both orders
+(``swap=both``: the prompt builder places the responses, not the record's A/B) and has a reward
+model score both placements; the key's shown position is read back from each row's label.
 
 Training against them is the paper's remedy (its Master-RM adds content-free negatives to the reward
 model's data): ``master_key_negatives`` adds such pairs to SFT and GRPO data with keys of their own
@@ -34,15 +35,17 @@ MASTER_KEYS: dict[str, str] = {
 ``verdict_only`` states a verdict and nothing else."""
 
 
-def master_key_records(records: Sequence[PreferenceRecord], keys: dict[str, str]) -> list[PreferenceRecord]:
+def master_key_records(records: Sequence[PreferenceRecord], keys: dict[str, str],
+                       positions: Sequence[str] = ("A", "B")) -> list[PreferenceRecord]:
+    """One record per (record, key, position in ``positions``): the key as response A or B."""
     out = []
     for rec in records:
         for name, text in keys.items():
-            for pos in ("A", "B"):
+            for pos in positions:
                 a, b = (text, rec.chosen) if pos == "A" else (rec.chosen, text)
                 out.append(PreferenceRecord(id=f"{rec.id}:mk-{name}-{pos}", context=rec.context, response_a=a,
                                             response_b=b, label="B" if pos == "A" else "A", section=rec.section,
-                                            tags={"master_key": name, "key_position": pos}, source=rec.source))
+                                            tags={"master_key": name}, source=rec.source))
     return out
 
 

@@ -18,9 +18,11 @@ from typing import Any
 
 from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.evaluation import RobustnessConfig
+from nemo_thinkrm.config.registry import SCORERS
 from nemo_thinkrm.data.master_keys import MASTER_KEYS, master_key_records
 from nemo_thinkrm.evaluation.report import save_figure
 from nemo_thinkrm.evaluation.runner import judge_rows, prepare
+from nemo_thinkrm.genrm.scoring import binary_label
 
 logger = logging.getLogger("nemo_thinkrm.robustness")
 OVERALL = "overall"
@@ -39,9 +41,10 @@ def false_positive_rates(rows: list[dict]) -> dict[str, dict[str, float]]:
     counts: dict[str, dict[str, list[int]]] = {}
     for r in rows:
         tags = r.get("tags") or {}
-        key, pos = tags.get("master_key"), tags.get("key_position")
-        if key is None or pos not in ("A", "B"):
+        key = tags.get("master_key")
+        if key is None:
             continue
+        pos = "B" if binary_label(r["label"]) == "A" else "A"  # the key is the response the label does not name
         verdict = r.get("verdict") or {}
         failed = r.get("error") is not None
         valid = not failed and verdict.get("valid", False)
@@ -94,7 +97,10 @@ def _report(run_dir: Path, fpr: dict, cfg: RobustnessConfig, judge: str, keys: d
 
 def run(cfg: RobustnessConfig) -> dict[str, Any]:
     keys = select_keys(list(cfg.keys))
-    prep = prepare(cfg, transform=lambda records: master_key_records(records, keys))
+    # a generative judge sees each key record in both orders (swap=both); a reward model scores the
+    # records as given, so it gets the key in A and in B as two records
+    positions = ("A", "B") if cfg.generation.backend in SCORERS else ("B",)
+    prep = prepare(cfg, transform=lambda records: master_key_records(records, keys, positions))
     rows, _, over_length = judge_rows(cfg, prep)
     fpr = false_positive_rates(rows)
     metrics = {"master_key_fpr": fpr, "keys": keys, "dataset": cfg.data.name, "template": prep.template.name,

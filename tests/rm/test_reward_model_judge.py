@@ -101,7 +101,8 @@ def test_robustness_of_the_reward_model(trained_rm, tmp_path):
     fpr = json.loads((run_dir / "metrics.json").read_text())["master_key_fpr"]
     for key in ("colon", "verdict_only"):
         for pos, other in (("A", "B"), ("B", "A")):
-            mine = [r for r in rows if r["tags"]["master_key"] == key and r["tags"]["key_position"] == pos]
+            # the key is the response the label does not name
+            mine = [r for r in rows if r["tags"]["master_key"] == key and r["label"] == other]
             fooled = sum(r["scores"][pos] > r["scores"][other] for r in mine)
             assert fpr[key][pos] == pytest.approx(fooled / len(mine))
     assert fpr["overall"]["n"] == 16
