@@ -16,7 +16,7 @@ model's data): ``master_key_negatives`` adds such pairs to SFT and GRPO data wit
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Optional, Sequence
 
 from nemo_thinkrm.data.records import PreferenceRecord
 
@@ -38,15 +38,17 @@ MASTER_KEYS: dict[str, str] = {
 def master_key_records(records: Sequence[PreferenceRecord], keys: dict[str, str],
                        positions: Sequence[str] = ("A", "B")) -> list[PreferenceRecord]:
     """One record per (record, key, position in ``positions``): the key as response A or B."""
-    out = []
-    for rec in records:
-        for name, text in keys.items():
-            for pos in positions:
-                a, b = (text, rec.chosen) if pos == "A" else (rec.chosen, text)
-                out.append(PreferenceRecord(id=f"{rec.id}:mk-{name}-{pos}", context=rec.context, response_a=a,
-                                            response_b=b, label="B" if pos == "A" else "A", section=rec.section,
-                                            tags={"master_key": name}, source=rec.source))
-    return out
+    return [against_key(rec, name, text, key_first=pos == "A", id=f"{rec.id}:mk-{name}-{pos}", section=rec.section)
+            for rec in records for name, text in keys.items() for pos in positions]
+
+
+def against_key(rec: PreferenceRecord, name: str, text: str, *, key_first: bool, id: str, section: str,
+                strength: Optional[int] = None) -> PreferenceRecord:
+    """The record's better response against the content-free ``text`` (shown first when ``key_first``);
+    the label names the real response."""
+    a, b = (text, rec.chosen) if key_first else (rec.chosen, text)
+    return PreferenceRecord(id=id, context=rec.context, response_a=a, response_b=b, label="B" if key_first else "A",
+                            strength=strength, section=section, tags={"master_key": name}, source=rec.source)
 
 
 TRAINING_KEYS: dict[str, str] = {
@@ -102,9 +104,7 @@ def master_key_negatives(records: Sequence[PreferenceRecord], share: float, seed
         if rng.random() < composed_share:
             name, key = "composed", composed_key(rng)
         key_first = rng.random() < 0.5
-        a, b = (key, rec.chosen) if key_first else (rec.chosen, key)
         strength = None if rec.strength is None else (3 if key_first else -3)
-        out.append(PreferenceRecord(id=f"{rec.id}:mkneg-{name}", context=rec.context, response_a=a, response_b=b,
-                                    label="B" if key_first else "A", strength=strength, section="master_key_negative",
-                                    tags={"master_key": name}, source=rec.source))
+        out.append(against_key(rec, name, key, key_first=key_first, id=f"{rec.id}:mkneg-{name}",
+                               section="master_key_negative", strength=strength))
     return out
