@@ -162,7 +162,8 @@ def _read_mode(source: str, path: Path) -> Mode:
         raise ConfigError(f"{path}: {err}") from None
 
 
-def _compile(source: str, path: Path) -> jinja2.Template:
+def _compile(source: str, path: Path) -> tuple[jinja2.Template, frozenset]:
+    """The compiled template and the variables it uses (checked against ``VARIABLES``)."""
     try:
         variables = jinja2.meta.find_undeclared_variables(_ENV.parse(source))
         compiled = _ENV.from_string(source)
@@ -175,11 +176,7 @@ def _compile(source: str, path: Path) -> jinja2.Template:
     missing = REQUIRED_VARIABLES - variables
     if missing:
         raise ConfigError(f"{path}: the template never shows {sorted(missing)}")
-    return compiled
-
-
-def _shows_preferred(source: str) -> bool:
-    return "preferred" in jinja2.meta.find_undeclared_variables(_ENV.parse(source))
+    return compiled, frozenset(variables)
 
 
 def load_template(name_or_path: Union[str, Path]) -> JudgeTemplate:
@@ -193,9 +190,9 @@ def load_template(name_or_path: Union[str, Path]) -> JudgeTemplate:
     path = _resolve(name_or_path)
     source = path.read_text(encoding="utf-8")
     mode = _read_mode(source, path)
-    compiled = _compile(source, path)
+    compiled, variables = _compile(source, path)
     return JudgeTemplate(name=path.stem, path=path, mode=mode, source=source, compiled=compiled,
-                         proving=_shows_preferred(source))
+                         proving="preferred" in variables)
 
 
 # --------------------------------------------------------------------------- pairs
