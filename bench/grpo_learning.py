@@ -102,16 +102,22 @@ def load_hf(path: Path):
     return AutoModelForCausalLM.from_pretrained(path, dtype="float32"), AutoTokenizer.from_pretrained(path)
 
 
+def grpo_overrides(args, qcfg, out: Path, start) -> list[str]:
+    """The one GRPO setting both trainers run: ``conf/tiny_grpo.yaml`` with the quickstart's task and the
+    bench's extra overrides (TRL reads the composed config; ours gets the same list on its command line)."""
+    return [f"run_dir={out}", f"model.hf_path={start}", f"data.path={Path(qcfg.run_dir) / 'data' / 'train.jsonl'}",
+            f"train_iters={args.steps}", f"template={qcfg.template}", f"seed={qcfg.seed}",
+            f"generation.max_new_tokens={qcfg.judge_max_new_tokens}", *args.ours]
+
+
 def run_ours(args, qcfg, out: Path, evaluate) -> dict:
     """``thinkrm grpo`` at the quickstart's settings, a checkpoint every ``--eval-every`` steps."""
     from nemo_thinkrm.checkpoint.convert import to_hf
 
-    root = Path(qcfg.run_dir)
     shutil.rmtree(out, ignore_errors=True)  # a fresh run: an old one here would be resumed
-    cmd = [sys.executable, "-m", "nemo_thinkrm", "grpo", "--config-name", "tiny_grpo", f"run_dir={out}",
-           f"model.hf_path={root}/sft", f"data.path={root}/data/train.jsonl", f"train_iters={args.steps}",
-           f"template={qcfg.template}", f"seed={qcfg.seed}", f"generation.max_new_tokens={qcfg.judge_max_new_tokens}",
-           f"checkpoint.save_interval={args.eval_every}", "checkpoint.keep_last=1000", *args.ours]
+    cmd = [sys.executable, "-m", "nemo_thinkrm", "grpo", "--config-name", "tiny_grpo",
+           *grpo_overrides(args, qcfg, out, Path(qcfg.run_dir) / "sft"),
+           f"checkpoint.save_interval={args.eval_every}", "checkpoint.keep_last=1000"]
     t0 = time.time()
     with open(out.parent / "ours.log", "w") as log:
         rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT).returncode
@@ -142,10 +148,7 @@ def run_trl(args, qcfg, sft_hf: Path, out: Path, evaluate) -> dict:
     from nemo_thinkrm.trainers.grpo import grpo_task
     from nemo_thinkrm.trainers.policy import choose_prompts
 
-    rl = compose("tiny_grpo", [f"run_dir={out}", f"model.hf_path={sft_hf}",
-                               f"data.path={Path(qcfg.run_dir) / 'data' / 'train.jsonl'}", f"train_iters={args.steps}",
-                               f"template={qcfg.template}", f"seed={qcfg.seed}",
-                               f"generation.max_new_tokens={qcfg.judge_max_new_tokens}", *args.ours])
+    rl = compose("tiny_grpo", grpo_overrides(args, qcfg, out, sft_hf))
     model, tok = load_hf(sft_hf)
     task = grpo_task(rl, tok, binary)
     P, G = rl.prompts_per_step, rl.group_size
