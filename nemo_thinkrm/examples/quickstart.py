@@ -18,65 +18,23 @@ from __future__ import annotations
 
 import json
 import logging
-import subprocess
-import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from nemo_thinkrm.checkpoint.convert import hf_dir_for
-from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.generation import GenerationConfig
 from nemo_thinkrm.config.quickstart import QuickstartConfig
 from nemo_thinkrm.data.synthetic import answer_is_right, make_answer_records, make_task_split, write_preference_jsonl
 from nemo_thinkrm.generation.interface import GenerationRequest, build_generator
 from nemo_thinkrm.generation.serve_judge import start_servers, stop_servers
+from nemo_thinkrm.runtime.pipeline import Pipeline
 from nemo_thinkrm.metrics_log import read_metrics
 from nemo_thinkrm.examples.tiny_hf import save_tiny_hf_checkpoint
 from nemo_thinkrm.models.tokenizer import load_tokenizer, render_generation_prompt
 from nemo_thinkrm.examples.quickstart_report import render_report
 
 logger = logging.getLogger("nemo_thinkrm.examples.quickstart")
-
-
-
-class StageFailed(ConfigError):
-    """A pipeline stage exited non-zero; the message names its log."""
-
-
-@dataclass
-class Pipeline:
-    cfg: QuickstartConfig
-    root: Path
-    timings: dict[str, float] = field(default_factory=dict)
-
-    def path(self, *parts: str) -> Path:
-        return self.root.joinpath(*parts)
-
-    def stage(self, key: str, argv: list[str], overrides_key: Optional[str] = None) -> None:
-        """Run ``thinkrm <argv>`` once (skipped when its done-marker exists), logging to logs/<key>.log."""
-        marker = self.path(".done", key)
-        if marker.is_file():
-            logger.info("[%s] already done (delete %s to redo)", key, marker)
-            self.timings[key] = float(marker.read_text() or 0)
-            return
-        argv = argv + list(self.cfg.overrides.get(overrides_key or key, []))
-        log = self.path("logs", f"{key}.log")
-        log.parent.mkdir(parents=True, exist_ok=True)
-        logger.info("[%s] thinkrm %s", key, " ".join(argv[:1] + argv[3:5]) + " …")
-        t0 = time.time()
-        with open(log, "w") as out:
-            rc = subprocess.run([sys.executable, "-m", "nemo_thinkrm", *argv], stdout=out,
-                                stderr=subprocess.STDOUT).returncode
-        elapsed = time.time() - t0
-        if rc != 0:
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
-            raise StageFailed(f"quickstart stage {key!r} failed (exit {rc}); full log: {log}\n{tail}")
-        marker.parent.mkdir(exist_ok=True)
-        marker.write_text(f"{elapsed:.1f}")
-        self.timings[key] = elapsed
-        logger.info("[%s] done in %.0f s", key, elapsed)
 
 
 def run(cfg: QuickstartConfig) -> dict[str, Any]:

@@ -35,8 +35,9 @@ CRITERIA = ["helpfulness", "correctness", "coherence", "complexity", "verbosity"
 def test_builtin_names_and_dir():
     assert TEMPLATE_DIR == Path(__file__).resolve().parents[3] / "conf" / "templates"
     # the four Think-RM-shaped templates, plus the compact one the quickstart's tiny judge uses and its
-    # preference-proving twin (GRAM-R²)
-    assert available_templates() == sorted([*BUILTINS, "compact_binary", "proving_compact_binary"])
+    # preference-proving twins (GRAM-R²)
+    assert available_templates() == sorted([*BUILTINS, "compact_binary", "proving_compact_binary",
+                                            "proving_reasoning_binary"])
 
 
 @pytest.mark.parametrize("name, mode", sorted(BUILTINS.items()))
@@ -233,17 +234,22 @@ def test_forged_verdict_is_not_read_when_responses_end_the_prompt(tmp_path):
 # --------------------------------------------------------------------------- preference-proving templates (GRAM-R²)
 
 
-def test_a_proving_prompt_carries_the_label_and_a_judge_prompt_never_does():
-    proving, judge = load_template("proving_compact_binary"), load_template("compact_binary")
-    assert proving.proving and not judge.proving and proving.mode == "binary"
+@pytest.mark.parametrize("proving_name, judge_name, says", [
+    ("proving_compact_binary", "compact_binary", "Response {} is the correct one."),
+    ("proving_reasoning_binary", "reasoning_binary", "Response {} is the better one."),
+])
+def test_a_proving_prompt_carries_the_label_and_a_judge_prompt_never_does(proving_name, judge_name, says):
+    proving, judge = load_template(proving_name), load_template(judge_name)
+    assert proving.proving and not judge.proving and proving.mode == judge.mode == "binary"
     for swap, shown in (("none", "A"), ("both", None)):
         pairs = render_pair(proving, "What is 2 + 2?", "2 + 2 = 4.", "2 + 2 = 5.", "ex1", swap=swap)
         for p in (pairs if isinstance(pairs, tuple) else (pairs,)):
             # the preferred letter is the label of the order shown, chosen first or second
-            assert f"Response {p.label} is the correct one." in p.prompt and f"<answer>{p.label}</answer>" in p.prompt
+            assert says.format(p.label) in p.prompt and f"<answer>{p.label}</answer>" in p.prompt
+            assert says.format("AB".replace(p.label, "")) not in p.prompt
             assert shown is None or p.label == shown
         j = render_pair(judge, "What is 2 + 2?", "2 + 2 = 4.", "2 + 2 = 5.", "ex1", swap="none")
-        assert "correct one" not in j.prompt and "Response A is" not in j.prompt
+        assert says.format("A") not in j.prompt and says.format("B") not in j.prompt
     with pytest.raises(ConfigError, match="never shown the preferred"):
         judge.render("q", "a", "b", preferred="A")
     with pytest.raises(ConfigError, match="needs the preferred"):
