@@ -368,21 +368,32 @@ def build_batch(samples: Sequence[GenerationOutput], adv: torch.Tensor, pad_id: 
             "advantages": adv.unsqueeze(1) * mask}
 
 
+def sampling_temperature(cfg: PolicyRLConfig) -> float:
+    """The temperature the rollouts were sampled at, which every log-prob of them is taken at: the
+    samples come from softmax(logits / T), so the ratio, the KL and the entropy are of that policy (verl's
+    actor and TRL's GRPOTrainer divide the logits by it too). Greedy rollouts (T = 0) score at 1."""
+    return cfg.generation.temperature if cfg.generation.temperature > 0 else 1.0
+
+
 def reference_logprobs(cfg: PolicyRLConfig, state: PolicyState, batch) -> tuple[torch.Tensor, torch.Tensor]:
     """Log-probs of the sampled tokens under the rollout policy (old) and the frozen reference."""
-    mb = cfg.micro_batch_size
-    old = token_logprobs(state.chunks, batch["input_ids"], batch["targets"], micro_batch_size=mb, broadcast=True)
+    mb, t = cfg.micro_batch_size, sampling_temperature(cfg)
+    old = token_logprobs(state.chunks, batch["input_ids"], batch["targets"], temperature=t, micro_batch_size=mb,
+                         broadcast=True)
     with reference_on_device(state.reference, state.reference_offloaded) as model:
-        ref = token_logprobs([model], batch["input_ids"], batch["targets"], micro_batch_size=mb, broadcast=True)
+        ref = token_logprobs([model], batch["input_ids"], batch["targets"], temperature=t, micro_batch_size=mb,
+                             broadcast=True)
     return old.detach(), ref.detach()
 
 
 def pg_loss(cfg: PolicyRLConfig, vocab_size: int, batch, output):
     """The engine calls this with vocab-sharded logits (no labels in the batch). The policy
     entropy on response tokens is logged, not optimised (Think-RM: no entropy bonus)."""
-    logprob = vocab_parallel_logprobs(output, batch["targets"], vocab_size)
+    t = sampling_temperature(cfg)
+    logprob = vocab_parallel_logprobs(output, batch["targets"], vocab_size, temperature=t)
     loss_sum, count, stats = POLICY_LOSSES.get(cfg.loss.name)(batch, logprob, **cfg.loss.options())
-    stats["entropy_sum"] = (vocab_parallel_entropy(output, vocab_size) * batch["response_mask"]).sum().double()
+    entropy = vocab_parallel_entropy(output, vocab_size, temperature=t)
+    stats["entropy_sum"] = (entropy * batch["response_mask"]).sum().double()
     return loss_sum, count, stats
 
 
