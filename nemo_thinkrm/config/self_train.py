@@ -40,6 +40,9 @@ class SelfTrainConfig(RunConfig):
     """Share of the pool used with its labels but without traces (the proving model writes them)."""
     unlabeled_limit: Optional[int] = None
     """At most this many of the remaining pairs are pseudo-labeled each round (None: all)."""
+    teacher_model: Optional[str] = None
+    """The teacher's model (its ``synth``'s ``model.hf_path``); None: the ``teacher`` recipe's own (the tiny
+    recipe's scripted teacher reads the answers off the prompt)."""
     template: str = "compact_binary"
     """The judge's template (never shows the label)."""
     proving_template: str = "proving_compact_binary"

@@ -217,8 +217,9 @@ def _rows(path: Path) -> int:
 def round_zero(p: Pipeline, sizes: dict[str, int]) -> dict[str, Any]:
     cfg, r0, data = p.cfg, p.path("round_0"), p.path("data")
     r0.mkdir(exist_ok=True)
-    synth(p, "round_0/teacher", data / "traced.jsonl", r0 / "traced_proving.jsonl", cfg.start, teacher=True)
-    synth(p, "round_0/teacher_as_judge", data / "traced.jsonl", r0 / "traced_judge.jsonl", cfg.start, teacher=True,
+    teacher = cfg.teacher_model or cfg.start
+    synth(p, "round_0/teacher", data / "traced.jsonl", r0 / "traced_proving.jsonl", teacher, teacher=True)
+    synth(p, "round_0/teacher_as_judge", data / "traced.jsonl", r0 / "traced_judge.jsonl", teacher, teacher=True,
           copy_from=p.path("round_0/teacher"))
     sft(p, "round_0/prover", r0 / "traced_proving.jsonl", cfg.start, cfg.prover_sft_iters)
     parts = [r0 / "traced_judge.jsonl"]
