@@ -243,6 +243,18 @@ def _enforce_quality(adapter: Adapter, origin: str, books: _Books, max_bad_fract
                           f"(filtered{_top_reasons(books.filtered)})")
 
 
+def load_configured(data: Any) -> LoadResult:
+    """``load_preference_data`` for a ``config/data.py: DataConfig``: what eval, robustness, synth and
+    ``thinkrm self-train`` read; no records at all is an error naming the data and why."""
+    loaded = load_preference_data(data.name, path=data.path, hub_id=data.hub_id, split=data.split,
+                                  field_map=dict(data.field_map) or None,
+                                  max_bad_fraction=data.max_bad_fraction, limit=data.limit)
+    if not loaded.records:
+        raise ConfigError(f"data {data.name!r} produced no records ({loaded.summary()})")
+    logger.info("data: %s", loaded.summary())
+    return loaded
+
+
 def load_preference_data(name: str, path: Optional[str] = None, hub_id: Optional[str] = None,
                          split: str = "test", field_map: Optional[Mapping[str, str]] = None,
                          max_bad_fraction: float = 0.5, limit: Optional[int] = None) -> LoadResult:

@@ -18,11 +18,10 @@ from typing import Any, Callable, Optional
 
 from nemo_thinkrm.checkpoint.convert import hf_dir_for
 from nemo_thinkrm.checkpoint.start import tokenizer_for
-from nemo_thinkrm.config.errors import ConfigError
 from nemo_thinkrm.config.registry import SCORERS
 from nemo_thinkrm.config.evaluation import EvalConfig
 from nemo_thinkrm.data.master_keys import master_key_negatives
-from nemo_thinkrm.data.preference import load_preference_data
+from nemo_thinkrm.data.preference import load_configured
 from nemo_thinkrm.data.records import SCORES_ONLY
 from nemo_thinkrm.evaluation import predictions as preds
 from nemo_thinkrm.evaluation import reward_eval
@@ -141,12 +140,7 @@ def judge_tokenizer(cfg: Any, judge_path: Optional[str]):
 def load_inputs(cfg: EvalConfig, judge_path: Optional[str]):
     template = load_template(cfg.template)
     tokenizer = judge_tokenizer(cfg, judge_path)
-    loaded = load_preference_data(cfg.data.name, path=cfg.data.path, hub_id=cfg.data.hub_id, split=cfg.data.split,
-                                  field_map=dict(cfg.data.field_map) or None,
-                                  max_bad_fraction=cfg.data.max_bad_fraction, limit=cfg.data.limit)
-    if not loaded.records:
-        raise ConfigError(f"data {cfg.data.name!r} produced no records ({loaded.summary()})")
-    logger.info("data: %s", loaded.summary())
+    loaded = load_configured(cfg.data)
     records = loaded.records + master_key_negatives(loaded.records, cfg.data.master_key_negatives, cfg.seed)
     if len(records) > len(loaded.records):
         logger.info("data: %d master-key negatives added", len(records) - len(loaded.records))

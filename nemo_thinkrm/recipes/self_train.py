@@ -35,7 +35,7 @@ from typing import Any, Optional
 
 from nemo_thinkrm.config.errors import ConfigError, InjectedFault
 from nemo_thinkrm.config.self_train import SelfTrainConfig
-from nemo_thinkrm.data.preference import load_preference_data
+from nemo_thinkrm.data.preference import load_configured, load_preference_data
 from nemo_thinkrm.data.synthetic import make_task_split
 from nemo_thinkrm.evaluation import predictions as preds
 from nemo_thinkrm.genrm import load_template
@@ -106,8 +106,8 @@ def split_data(p: Pipeline) -> dict[str, int]:
         pool = [_task_row(x) for x in train]
         heldout = [_task_row(x) for x in held]
     else:
-        pool = [_record_row(r) for r in _load(cfg.pool)]
-        heldout = [_record_row(r) for r in _load(cfg.heldout)]
+        pool = [_record_row(r) for r in load_configured(cfg.pool).records]
+        heldout = [_record_row(r) for r in load_configured(cfg.heldout).records]
     random.Random(cfg.seed).shuffle(pool)
     n_traced = max(1, round(cfg.traced_share * len(pool)))
     n_labeled = round(cfg.labeled_share * len(pool))
@@ -121,16 +121,6 @@ def split_data(p: Pipeline) -> dict[str, int]:
     sizes_file.write_text(json.dumps(sizes))  # written last: marks the split complete
     logger.info("data: %s", ", ".join(f"{n} {k}" for k, n in sizes.items()))
     return sizes
-
-
-def _load(data_cfg) -> list:
-    loaded = load_preference_data(data_cfg.name, path=data_cfg.path, hub_id=data_cfg.hub_id, split=data_cfg.split,
-                                  field_map=dict(data_cfg.field_map) or None,
-                                  max_bad_fraction=data_cfg.max_bad_fraction, limit=data_cfg.limit)
-    logger.info("data: %s", loaded.summary())
-    if not loaded.records:
-        raise ConfigError(f"data {data_cfg.name!r} produced no records ({loaded.summary()})")
-    return loaded.records
 
 
 def _record_row(r) -> dict:
