@@ -10,7 +10,7 @@ from nemo_thinkrm.config.model import ModelConfig
 from nemo_thinkrm.config.registry import ROLLOUT_ENGINES
 from nemo_thinkrm.config.run import RunConfig
 
-QUICKSTART_STAGES: tuple[str, ...] = ("synth", "eval", "sft", "grpo", "robustness", "policy_sft", "pairwise_rlhf")
+QUICKSTART_STAGES: tuple[str, ...] = ("synth", "eval", "sft", "grpo", "robustness", "policy_sft", "pairwise_rlhf", "rm")
 
 
 @dataclass
@@ -34,17 +34,21 @@ class QuickstartConfig(RunConfig):
     eval_temperature: float = 1.0
     robustness_pairs: int = 16
     """Held-out pairs the GRPO judge is shown master keys on (× 9 keys × 2 positions)."""
-    master_key_negatives: float = 0.1
+    master_key_negatives: float = 0.25
     """Share of the judge's training pairs (SFT traces and GRPO) given a content-free negative too
     (``data.master_key_negatives``); the robustness check uses other keys, so it stays held out.
-    Measured 2026-12-07: 0.1 takes the GRPO judge's master-key false positives from 42.7 % to 0.7 %
-    for 1.7 points of held-out accuracy (docs/robustness.md); 0 turns it off."""
+    0 turns it off; docs/robustness.md has the measurements behind 0.25."""
     policy_model: ModelConfig = field(default_factory=ModelConfig)
     """The tiny policy pairwise RLHF aligns (its tokenizer must be the judge's)."""
-    policy_sft_iters: int = 150
-    policy_error_rate: float = 0.5
-    """Share of wrong answers in the policy's SFT data: what pairwise RLHF should fix."""
-    rlhf_iters: int = 8
+    policy_sft_iters: int = 400
+    policy_error_rate: float = 0.35
+    """Mean share of wrong answers in the policy's SFT data (each question has one wrong answer and its own
+    rate of giving it, uniform in [0, 2 × this]; ``data/synthetic.py: make_answer_records``): what
+    pairwise RLHF should fix. 0.35: about 3 in 10 questions mostly answered wrong."""
+    rlhf_iters: int = 60
+    rm_iters: int = 300
+    """Steps of the Bradley-Terry reward model (``thinkrm rm`` on the labels of all train pairs) that judges
+    the second pairwise-RLHF run beside the GenRM's; 0 leaves the baseline out."""
     judge_servers: int = 1
     pretrained: Optional[str] = None
     """A ``thinkrm models`` name (e.g. smollm2-135m-instruct): the judge starts from that real model, with
@@ -61,7 +65,8 @@ class QuickstartConfig(RunConfig):
     policy: bool = True
     """Also run the policy half (a tiny policy's SFT, then pairwise RLHF against the served GRPO judge)."""
     overrides: Dict[str, List[str]] = field(default_factory=dict)
-    """Extra Hydra overrides per stage: synth, eval, sft, grpo, robustness, policy_sft, pairwise_rlhf."""
+    """Extra Hydra overrides per stage: synth, eval, sft, grpo, robustness, policy_sft, pairwise_rlhf (both
+    pairwise-RLHF runs, the GenRM's and the reward model's), rm."""
 
     def validate(self) -> None:
         super().validate()
@@ -87,6 +92,8 @@ class QuickstartConfig(RunConfig):
             raise ConfigError(f"eval_temperature must be >= 0, got {self.eval_temperature}")
         if not 0 <= self.master_key_negatives <= 1:
             raise ConfigError(f"master_key_negatives must be in [0, 1], got {self.master_key_negatives}")
+        if self.rm_iters < 0:
+            raise ConfigError(f"rm_iters must be >= 0 (0: no Bradley-Terry baseline), got {self.rm_iters}")
         if not 0 <= self.policy_error_rate <= 1:
             raise ConfigError(f"policy_error_rate must be in [0, 1], got {self.policy_error_rate}")
         unknown = sorted(set(self.overrides) - set(QUICKSTART_STAGES))

@@ -143,15 +143,21 @@ def judge_messages(pair: ArithmeticPair) -> list[dict[str, str]]:
 
 
 def make_answer_records(n: int, seed: int, max_operand: int = 12, error_rate: float = 0.5) -> list[dict]:
-    """SFT records for a tiny *policy*: "What is a + b?" → "a + b = v.", wrong by 1-3 with
-    probability ``error_rate``, so pairwise RLHF has something to fix."""
+    """SFT records for a tiny *policy*: "What is a + b?" → "a + b = v.". Each question has one wrong
+    answer (off by 1-3) and its own rate of giving it, drawn uniformly from [0, 2 × ``error_rate``]
+    (capped at 1), so the policy knows some sums, is shaky on others and mostly wrong on a few:
+    mistakes a judge can see and pairwise RLHF can fix. (A fresh random mistake per record, as
+    before 2026-12-07, left the policy flat over answers, and its greedy answers then moved by
+    noise under RL: docs/pairwise_rlhf.md.)"""
     rng = random.Random(seed)
+    questions = [(a, b) for a in range(max_operand + 1) for b in range(max_operand + 1)]
+    mistakes = {q: (sum(q) + rng.choice([d for d in (-3, -2, -1, 1, 2, 3) if sum(q) + d >= 0]),
+                    min(1.0, rng.uniform(0, 2 * error_rate))) for q in questions}
     out = []
     for i in range(n):
-        a, b = rng.randint(0, max_operand), rng.randint(0, max_operand)
-        value = a + b
-        if rng.random() < error_rate:
-            value += rng.choice([d for d in (-3, -2, -1, 1, 2, 3) if a + b + d >= 0])
+        a, b = rng.choice(questions)
+        wrong, rate = mistakes[a, b]
+        value = wrong if rng.random() < rate else a + b
         out.append({"id": f"answer-{seed}-{i}", "messages": [
             {"role": "user", "content": f"What is {a} + {b}?"},
             {"role": "assistant", "content": f"{a} + {b} = {value}."}]})

