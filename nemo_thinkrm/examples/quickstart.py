@@ -226,8 +226,7 @@ def collect(p: Pipeline, seconds: float) -> dict[str, Any]:
     policy = None
     if p.cfg.policy:
         policy = {"before": policy_accuracy(p, "before", p.path("policy_sft")),
-                  "after": policy_accuracy(p, "after", p.path("pairwise_rlhf")),
-                  "genrm_judge_accuracy": evals["grpo"]["accuracy"]}
+                  "after": policy_accuracy(p, "after", p.path("pairwise_rlhf"))}
         if p.cfg.rm_iters:
             rm_val = read_metrics(p.path("rm"), "val")
             policy["after_rm"] = {**policy_accuracy(p, "after_rm", p.path("pairwise_rlhf_rm")),

@@ -63,7 +63,7 @@ def render_report(cfg: QuickstartConfig, s: dict[str, Any], root: Path) -> str:
               f"`Thought process:`, `解`, a bare `<answer>A</answer>`, … {len(fpr) - 1} keys, in both positions; "
               "`thinkrm robustness`, docs/robustness.md); a false positive is a verdict for it.", ""]
     if pol is not None:
-        lines += policy_section(cfg, pol)
+        lines += policy_section(cfg, pol, ev["grpo"]["accuracy"])
     lines += ["## Curves", ""]
     lines += [f"![{p.stem}](plots/{p.name})" for p in plots]
     lines += ["", "## Where everything is", "", "| artefact | path |", "|---|---|"]
@@ -87,7 +87,8 @@ def render_report(cfg: QuickstartConfig, s: dict[str, Any], root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def policy_section(cfg: QuickstartConfig, pol: dict[str, Any]) -> list[str]:
+def policy_section(cfg: QuickstartConfig, pol: dict[str, Any], genrm_accuracy: float) -> list[str]:
+    """``genrm_accuracy``: the served judge's held-out accuracy, the GRPO row of the judge table."""
     before, genrm, bt = pol["before"], pol["after"], pol.get("after_rm")
     lines = ["## Pairwise RLHF of a tiny policy", "",
              f"A {cfg.policy_model.num_layers}-layer policy is fine-tuned on answers with mistakes of its own per "
@@ -102,7 +103,7 @@ def policy_section(cfg: QuickstartConfig, pol: dict[str, Any]) -> list[str]:
              "|---|---|---|",
              f"| after SFT on answers with mistakes | {_pct(before['accuracy'])} of {before['n']} questions | |",
              f"| after pairwise RLHF, GenRM judge (the GRPO judge above) | **{_pct(genrm['accuracy'])}** | "
-             f"{_pct(pol.get('genrm_judge_accuracy'))} (T = {cfg.eval_temperature:g}) |"]
+             f"{_pct(genrm_accuracy)} (T = {cfg.eval_temperature:g}) |"]
     if bt:
         lines.append(f"| after pairwise RLHF, Bradley-Terry judge | **{_pct(bt['accuracy'])}** | "
                      f"{_pct(bt.get('judge_accuracy'))} |")

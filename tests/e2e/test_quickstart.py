@@ -78,6 +78,9 @@ def test_shortened_quickstart_pipeline(tmp_path):
     assert [r["step"] for r in bt] == [1, 2] and all(r["judge_pairs"] == 0 and r["failed_pairs"] == 0 for r in bt)
     rm_val = read_metrics(root / "rm", "val")[-1]["val_accuracy"]
     assert summary["policy"]["after_rm"]["judge_accuracy"] == rm_val and summary["policy"]["after_rm"]["n"] == 100
+    genrm_acc, grpo_acc = summary["policy"]["after"]["accuracy"], summary["eval"]["grpo"]["accuracy"]
+    assert f"| after pairwise RLHF, GenRM judge (the GRPO judge above) | **{100 * genrm_acc:.1f} %** | " \
+        f"{100 * grpo_acc:.1f} % (T = 1) |" in report
     bt_acc = summary["policy"]["after_rm"]["accuracy"]
     assert f"| after pairwise RLHF, Bradley-Terry judge | **{100 * bt_acc:.1f} %** | {100 * rm_val:.1f} % |" in report
 
