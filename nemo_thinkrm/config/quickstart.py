@@ -22,6 +22,8 @@ class QuickstartConfig(RunConfig):
 
     max_operand: int = 9
     """Task size: "What is a + b?" with 0 <= a, b <= max_operand."""
+    max_offset: int = 3
+    """The wrong response is off by 1..max_offset (``data/synthetic.py: make_task_split``)."""
     train_pairs: int = 4000
     traced_pairs: Optional[int] = None
     """How many of the train pairs get a teacher's reasoning trace (the warm-up SFT data); GRPO learns from
@@ -77,9 +79,12 @@ class QuickstartConfig(RunConfig):
                 raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.traced_pairs is not None and not 1 <= self.traced_pairs <= self.train_pairs:
             raise ConfigError(f"traced_pairs must be in 1..train_pairs={self.train_pairs}, got {self.traced_pairs}")
-        if self.pretrained is None and self.max_operand > 14:
-            raise ConfigError(f"max_operand={self.max_operand}: results must stay below 32, the numbers the "
-                              "tiny tokenizer keeps whole (use <= 14, or a pretrained judge)")
+        if self.max_offset < 1:
+            raise ConfigError(f"max_offset must be >= 1, got {self.max_offset}")
+        if self.pretrained is None and 2 * self.max_operand + self.max_offset > 31:
+            raise ConfigError(f"max_operand={self.max_operand}, max_offset={self.max_offset}: values must stay below "
+                              "32, the numbers the tiny tokenizer keeps whole (2 x max_operand + max_offset <= 31, "
+                              "or a pretrained judge)")
         if self.pretrained is not None and self.policy:
             raise ConfigError("the policy half runs with a tiny judge only (its policy shares the tiny tokenizer): "
                               "set policy=false with pretrained")

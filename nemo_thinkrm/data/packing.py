@@ -93,6 +93,20 @@ def _pack_one(group: Sequence[TokenizedSample], seq_length: int, pad_id: int, pa
     return row
 
 
+def fill_to_multiple(rows: Sequence[PackedRow], multiple: int) -> list[PackedRow]:
+    """``rows`` and loss-free copies of the last one up to a multiple of ``multiple``: an evaluation
+    runs whole micro-batches only, so without them 2 validation rows at micro-batch size 4 gave no
+    loss at all (NaN in the log) and 6 rows were scored as 4. A copy's loss mask is zero, so it
+    adds no tokens and no loss."""
+    rows = list(rows)
+    if rows and len(rows) % multiple:
+        last = rows[-1]
+        blank = PackedRow(last.input_ids, last.labels, [0] * len(last.loss_mask), last.segment_ids,
+                          last.position_ids, [])
+        rows += [blank] * (multiple - len(rows) % multiple)
+    return rows
+
+
 def collate(rows: Sequence[PackedRow], build_mask: bool = True) -> dict[str, torch.Tensor]:
     """Tensors for the engine; ``attention_mask`` only where the CPU/local path needs it."""
     batch = {

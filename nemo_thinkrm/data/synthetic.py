@@ -34,6 +34,13 @@ class ArithmeticPair:
 _OPS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b}
 
 
+def _offsets(max_offset: int) -> list[int]:
+    """How far a wrong answer may be from the right one: ±1..±max_offset, in ascending order."""
+    if max_offset < 1:
+        raise ConfigError(f"max_offset must be >= 1, got {max_offset}")
+    return sorted(d for k in range(1, max_offset + 1) for d in (-k, k))
+
+
 def _value(text: str) -> Optional[int]:
     m = re.search(r"=\s*(-?\d+)", text)
     return int(m.group(1)) if m else None
@@ -94,7 +101,7 @@ def make_arithmetic_pairs(n: int, seed: int = 0, max_operand: int = 12, ops: str
         a, b = rng.randint(0, max_operand), rng.randint(0, max_operand)
         op = rng.choice(sorted(ops))
         right = _OPS[op](a, b)
-        offsets = [d for d in (-3, -2, -1, 1, 2, 3) if right < 0 or right + d >= 0]
+        offsets = [d for d in _offsets(3) if right < 0 or right + d >= 0]
         wrong = right + rng.choice(offsets)
         out.append(_pair(f"arith-{seed}-{i}", a, op, b, wrong, rng.choice("AB"), wording, rng))
     return out
@@ -110,8 +117,8 @@ def _pair(pair_id: str, a: int, op: str, b: int, wrong: int, label: str, wording
                           scripted_trace(a, op, b, resp_a, resp_b))
 
 
-def make_task_split(max_operand: int, n_train: int, n_heldout: int, seed: int = 0, wording: str = "short"
-                    ) -> tuple[list[ArithmeticPair], list[ArithmeticPair]]:
+def make_task_split(max_operand: int, n_train: int, n_heldout: int, seed: int = 0, wording: str = "short",
+                    max_offset: int = 3) -> tuple[list[ArithmeticPair], list[ArithmeticPair]]:
     """The quickstart's task: "a + b" pairs split so no held-out pair occurs in training.
 
     Every distinct (question, wrong value) is enumerated; ``n_heldout`` of them are set
@@ -119,9 +126,13 @@ def make_task_split(max_operand: int, n_train: int, n_heldout: int, seed: int = 
     the ``n_train`` training pairs are drawn with repetition from the rest. The
     arithmetic facts are shared (each question is seen with other wrong values), so
     held-out accuracy measures judging new pairs, not recalling seen ones.
+
+    The wrong value is off by 1..``max_offset`` (3: the policy's mistakes are as close). Far-off
+    wrong values are easy for the tiny judge, so a larger ``max_offset`` raises held-out accuracy
+    without making it better on close ones (docs/grpo.md, 2026-12-08).
     """
     combos = [(a, b, a + b + d) for a in range(max_operand + 1) for b in range(max_operand + 1)
-              for d in (-3, -2, -1, 1, 2, 3) if a + b + d >= 0]
+              for d in _offsets(max_offset) if a + b + d >= 0]
     if n_heldout >= len(combos):
         raise ConfigError(f"heldout_pairs={n_heldout} leaves no training pairs: the task has only {len(combos)} "
                           "distinct (question, wrong answer) pairs (raise max_operand)")
@@ -142,16 +153,17 @@ def judge_messages(pair: ArithmeticPair) -> list[dict[str, str]]:
     return [{"role": "user", "content": prompt}]
 
 
-def make_answer_records(n: int, seed: int, max_operand: int = 12, error_rate: float = 0.5) -> list[dict]:
+def make_answer_records(n: int, seed: int, max_operand: int = 12, error_rate: float = 0.5,
+                        max_offset: int = 3) -> list[dict]:
     """SFT records for a tiny *policy*: "What is a + b?" → "a + b = v.". Each question has one wrong
-    answer (off by 1-3) and its own rate of giving it, drawn uniformly from [0, 2 × ``error_rate``]
-    (capped at 1), so the policy knows some sums, is shaky on others and mostly wrong on a few:
+    answer (off by 1..``max_offset``) and its own rate of giving it, drawn uniformly from
+    [0, 2 × ``error_rate``] (capped at 1), so the policy knows some sums, is shaky on others and mostly wrong on a few:
     mistakes a judge can see and pairwise RLHF can fix. (A fresh random mistake per record, as
     before 2026-12-07, left the policy flat over answers, and its greedy answers then moved by
     noise under RL: docs/pairwise_rlhf.md.)"""
     rng = random.Random(seed)
     questions = [(a, b) for a in range(max_operand + 1) for b in range(max_operand + 1)]
-    mistakes = {q: (sum(q) + rng.choice([d for d in (-3, -2, -1, 1, 2, 3) if sum(q) + d >= 0]),
+    mistakes = {q: (sum(q) + rng.choice([d for d in _offsets(max_offset) if sum(q) + d >= 0]),
                     min(1.0, rng.uniform(0, 2 * error_rate))) for q in questions}
     out = []
     for i in range(n):

@@ -63,10 +63,10 @@ def build_task(p: Pipeline) -> None:
     if not (data / "heldout.jsonl").is_file():
         data.mkdir(parents=True, exist_ok=True)
         train, heldout = make_task_split(cfg.max_operand, cfg.train_pairs, cfg.heldout_pairs, seed=cfg.seed,
-                                         wording=cfg.wording)
+                                         wording=cfg.wording, max_offset=cfg.max_offset)
         write_preference_jsonl(train, data / "train.jsonl")
         policy = make_answer_records(2000, seed=cfg.seed + 1, max_operand=cfg.max_operand,
-                                     error_rate=cfg.policy_error_rate)
+                                     error_rate=cfg.policy_error_rate, max_offset=cfg.max_offset)
         _write_jsonl(data / "policy_sft.jsonl", policy)
         questions = sorted({f"What is {a} + {b}?" for a in range(cfg.max_operand + 1)
                             for b in range(cfg.max_operand + 1)})
@@ -233,7 +233,7 @@ def collect(p: Pipeline, seconds: float) -> dict[str, Any]:
                                   "judge_accuracy": rm_val[-1]["val_accuracy"] if rm_val else None}
     return {"seconds": round(seconds, 1), "timings": {k: round(v, 1) for k, v in p.timings.items()},
             "eval": evals, "robustness": fpr, "policy": policy, "train": train, "val": val,
-            "task": {"max_operand": p.cfg.max_operand, "train_pairs": p.cfg.train_pairs,
+            "task": {"max_operand": p.cfg.max_operand, "max_offset": p.cfg.max_offset, "train_pairs": p.cfg.train_pairs,
                      "heldout_pairs": p.cfg.heldout_pairs}}
 
 

@@ -37,7 +37,8 @@ def render_report(cfg: QuickstartConfig, s: dict[str, Any], root: Path) -> str:
     lines = [
         "# nemo-thinkrm quickstart report", "",
         f"The whole Think-RM pipeline at toy scale on CPU, in {s['seconds'] / 60:.1f} minutes. The task: "
-        f"*which of two responses gets `a + b` right* (0 ≤ a, b ≤ {cfg.max_operand}; the wrong one is off by 1-3"
+        f"*which of two responses gets `a + b` right* (0 ≤ a, b ≤ {cfg.max_operand}; "
+        f"the wrong one is off by 1-{cfg.max_offset}"
         f"{'; responses explain their working' if cfg.wording == 'explained' else ''}). "
         f"{cfg.heldout_pairs} held-out pairs never occur in training, in either order; the arithmetic facts "
         "are shared, so the judge must recompute, compare and conclude on pairs it has not seen.", "",

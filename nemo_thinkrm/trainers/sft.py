@@ -22,6 +22,7 @@ from nemo_thinkrm.config.supervised import SFTConfig
 from nemo_thinkrm.data.packing import (
     PackedRow,
     collate,
+    fill_to_multiple,
     pack_samples,
     packed_seq_params,
     pad_one,
@@ -98,7 +99,8 @@ def run(cfg: SFTConfig) -> dict[str, Any]:
     chunks = build_engine_model(cfg.model, cfg.parallel, recompute=cfg.recompute, backend=cfg.layer_backend)
     if cfg.model.hf_path:
         load_initial_weights(unwrap(chunks[0]), cfg.model.hf_path, cfg.model)
-    val_rows = [pad_one(s, cfg.seq_length, tokenizer.pad_token_id) for s in val] if val else []
+    val_rows = fill_to_multiple([pad_one(s, cfg.seq_length, tokenizer.pad_token_id) for s in val],
+                                cfg.micro_batch_size * ctx.dp_size)
     recipe = SupervisedRecipe(
         plan, partial(make_batch, cp_size=ctx.cp_size, cp_rank=ctx.cp_rank, pad_multiple=pad_multiple),
         masked_token_loss,

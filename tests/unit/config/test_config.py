@@ -153,6 +153,12 @@ def test_quickstart_on_a_pretrained_judge_is_checked_up_front():
     with pytest.raises(ConfigError, match="set policy=false with pretrained"):
         QuickstartConfig(pretrained="smollm2-135m-instruct", max_operand=99).validate()
     QuickstartConfig(pretrained="smollm2-135m-instruct", max_operand=99, policy=False).validate()
+    # the largest value, 2 x max_operand + max_offset, must be a whole token of the tiny tokenizer (< 32)
+    QuickstartConfig(max_operand=11, max_offset=9).validate()
+    with pytest.raises(ConfigError, match="max_operand=12, max_offset=9: values must stay below 32"):
+        QuickstartConfig(max_operand=12, max_offset=9).validate()
+    with pytest.raises(ConfigError, match="max_offset must be >= 1, got 0"):
+        QuickstartConfig(max_offset=0).validate()
     with pytest.raises(ConfigError, match="wording='long'"):
         QuickstartConfig(wording="long").validate()
     with pytest.raises(ConfigError, match="traced_pairs must be in 1..train_pairs=4000"):
