@@ -33,8 +33,14 @@ def test_offsets_and_held_out_combinations(max_offset):
     assert sum(per_question.values()) / len(per_question) > (3.5 if max_offset == 3 else 12)
 
 
-def test_default_is_offsets_one_to_three_and_bad_offset_refused():
-    assert [_combo(p) for p in make_task_split(9, 50, 20, seed=1)[0]] == \
-        [_combo(p) for p in make_task_split(9, 50, 20, seed=1, max_offset=3)[0]]
+def test_default_task_is_the_one_measured_before_max_offset_and_bad_offset_refused():
+    # the pairs make_task_split drew before it took max_offset (2026-12-07, the same seed): every
+    # quickstart number measured before then is on this task
+    train, held = make_task_split(9, 50, 20, seed=1)
+    assert [(p.response_a, p.response_b) for p in train[:4]] == [
+        ("7 + 5 = 12.", "7 + 5 = 15."), ("6 + 4 = 10.", "6 + 4 = 13."), ("2 + 5 = 10.", "2 + 5 = 7."),
+        ("0 + 5 = 4.", "0 + 5 = 5.")]
+    assert [(p.response_a, p.response_b) for p in held[:2]] == [
+        ("2 + 5 = 5.", "2 + 5 = 7."), ("2 + 4 = 3.", "2 + 4 = 6.")]
     with pytest.raises(ConfigError, match="max_offset must be >= 1, got 0"):
         make_task_split(9, 50, 20, max_offset=0)
